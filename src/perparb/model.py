@@ -1,0 +1,175 @@
+"""Normalized events and instruments.
+
+Downstream of the instrument registry every quantity is in units of the underlying asset,
+every price is per one unit of it, and every timestamp is integer nanoseconds. Each event
+carries the venue's own timestamp (``ts_exchange_ns``) and the local receive time
+(``recv_ns``); nothing downstream reads the wall clock.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+Level = tuple[float, float]
+
+
+class Instrument(msgspec.Struct, kw_only=True, frozen=True):
+    """One venue contract and how to turn its native units into comparable ones.
+
+    ``contract_size`` is what one native quantity unit is worth: coin units of the quoted
+    instrument for linear contracts (OKX ``ctVal``, Gate ``quanto_multiplier``), USD for
+    inverse ones. ``price_scale`` is how many units of the canonical asset one unit of the
+    venue's base stands for (1000 for ``1000PEPE`` and ``kPEPE``).
+    Native ``tick_size``, ``lot_size`` and ``min_qty`` stay in the venue's own units.
+    """
+
+    venue: str
+    venue_symbol: str
+    symbol: str
+    asset: str
+    quote: str
+    settle: str
+    inverse: bool = False
+    contract_size: float = 1.0
+    price_scale: float = 1.0
+    tick_size: float = 0.0
+    lot_size: float = 0.0
+    min_qty: float = 0.0
+    min_notional: float = 0.0
+    taker_fee: float = 0.0005
+    maker_fee: float = 0.0002
+    funding_interval_h: float = 8.0
+    status: str = "active"
+    source: str = ""
+
+    def px(self, native_px: float) -> float:
+        """Price per one unit of the canonical asset."""
+        return native_px / self.price_scale
+
+    def qty(self, native_qty: float, native_px: float) -> float:
+        """Quantity in units of the canonical asset."""
+        if self.inverse:
+            return native_qty * self.contract_size / native_px if native_px else 0.0
+        return native_qty * self.contract_size * self.price_scale
+
+    def native_px(self, px: float) -> float:
+        return px * self.price_scale
+
+    def native_qty(self, qty: float, px: float) -> float:
+        if self.inverse:
+            return qty * px / self.contract_size
+        return qty / (self.contract_size * self.price_scale)
+
+
+class Quote(msgspec.Struct, tag="quote", tag_field="type", kw_only=True, gc=False):
+    venue: str
+    symbol: str
+    venue_symbol: str
+    bid_px: float
+    bid_qty: float
+    ask_px: float
+    ask_qty: float
+    ts_exchange_ns: int
+    recv_ns: int
+
+
+class BookSnapshot(msgspec.Struct, tag="book_snapshot", tag_field="type", kw_only=True, gc=False):
+    """A full book. ``seq`` is the venue's sequence of this state (0 when it has none)."""
+
+    venue: str
+    symbol: str
+    venue_symbol: str
+    bids: list[Level]
+    asks: list[Level]
+    seq: int = 0
+    checksum: int | None = None
+    ts_exchange_ns: int
+    recv_ns: int
+
+
+class BookDelta(msgspec.Struct, tag="book_delta", tag_field="type", kw_only=True, gc=False):
+    """Absolute level sizes; a size of 0 removes the level.
+
+    ``first_seq``..``seq`` is the range of venue updates this message covers and
+    ``prev_seq`` the ``seq`` the previous message must have had (None: the venue
+    gives no chain for this message).
+    """
+
+    venue: str
+    symbol: str
+    venue_symbol: str
+    bids: list[Level]
+    asks: list[Level]
+    first_seq: int = 0
+    seq: int = 0
+    prev_seq: int | None = None
+    checksum: int | None = None
+    ts_exchange_ns: int
+    recv_ns: int
+
+
+class Trade(msgspec.Struct, tag="trade", tag_field="type", kw_only=True, gc=False):
+    venue: str
+    symbol: str
+    venue_symbol: str
+    px: float
+    qty: float
+    side: str  # taker side: buy | sell
+    trade_id: str
+    ts_exchange_ns: int
+    recv_ns: int
+
+
+class Funding(msgspec.Struct, tag="funding", tag_field="type", kw_only=True, gc=False):
+    """Funding state of one contract.
+
+    ``rate`` is the rate for the upcoming settlement at ``next_funding_ns`` (per interval,
+    not annualized); ``predicted_rate`` the one after it where the venue publishes one.
+    """
+
+    venue: str
+    symbol: str
+    venue_symbol: str
+    rate: float
+    predicted_rate: float | None = None
+    interval_h: float
+    next_funding_ns: int
+    mark_px: float | None = None
+    index_px: float | None = None
+    ts_exchange_ns: int
+    recv_ns: int
+
+
+MarketEvent = Quote | BookSnapshot | BookDelta | Trade | Funding
+
+
+class VenueStatus(msgspec.Struct, kw_only=True):
+    venue: str
+    state: str = "disconnected"  # connecting | connected | disconnected
+    connected: bool = False
+    messages: int = 0
+    decode_errors: int = 0
+    unknown_symbols: int = 0
+    reconnects: int = 0
+    last_msg_ns: int = 0
+    connected_since_ns: int = 0
+    last_error: str = ""
+
+
+class Opportunity(msgspec.Struct, kw_only=True):
+    id: str
+    kind: str  # spread | funding
+    asset: str
+    buy_venue: str
+    sell_venue: str
+    buy_symbol: str
+    sell_symbol: str
+    buy_px: float
+    sell_px: float
+    size_base: float
+    notional_quote: float
+    gross_bps: float
+    edge_bps: float
+    first_seen_ns: int
+    ts_ns: int
+    peak_edge_bps: float = 0.0

@@ -1,0 +1,136 @@
+"""What every venue module provides.
+
+A venue is a declarative card (endpoints, channels, heartbeat, book-sync family, default
+fees) plus pure functions: ``parse`` turns one raw message into normalized events,
+``parse_rest`` does the same for REST responses (book snapshots, metadata), and the
+``encode_*`` functions let the simulator speak the venue's protocol. A venue instance holds
+only what the protocol itself makes stateful (e.g. Bybit's delta-merged tickers).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar
+
+import msgspec
+
+from perparb.instruments.registry import Registry
+from perparb.model import Instrument, Level, MarketEvent
+
+MS = 1_000_000  # nanoseconds in a millisecond
+
+
+class DecodeError(ValueError):
+    """A message that could not be decoded; the text names what was wrong."""
+
+
+class Connection(msgspec.Struct, kw_only=True):
+    """One websocket connection: where to connect and what to send once it is open."""
+
+    path: str
+    subscribe: list[str]
+    instruments: list[Instrument]
+
+
+class Venue:
+    id: ClassVar[str]
+    name: ClassVar[str]
+    ws_url: ClassVar[str]
+    rest_url: ClassVar[str]
+    # Book-sync family: rest_bridged | in_stream | keyed | full
+    book_sync: ClassVar[str]
+    # Client heartbeat: message text and period in seconds (None: the server pings us).
+    heartbeat_text: ClassVar[str | None] = None
+    heartbeat_s: ClassVar[float] = 20.0
+    # Reconnect when nothing arrived for this long.
+    silence_s: ClassVar[float] = 30.0
+    taker_fee: ClassVar[float] = 0.0005
+    maker_fee: ClassVar[float] = 0.0002
+    # REST paths whose responses describe the venue's contracts.
+    metadata_paths: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.table = registry.venue_table(self.id)
+        self.unknown: Counter[str] = Counter()
+        self.problems: list[str] = []
+
+    # -- lookups -------------------------------------------------------------------------
+    def instrument(self, venue_symbol: str) -> Instrument | None:
+        inst = self.table.get(venue_symbol)
+        if inst is None:
+            inst = self.derive(venue_symbol)
+            if inst is None:
+                self.unknown[venue_symbol] += 1
+                self.problems.append(f"unknown symbol {venue_symbol!r} on {self.id}")
+                return None
+            self.table[venue_symbol] = inst
+        return inst
+
+    def derive(self, venue_symbol: str) -> Instrument | None:
+        """An instrument built from the symbol alone, for venues whose symbols say all there
+        is to know about units (marked status='derived'); None elsewhere."""
+        return None
+
+    def take_problems(self) -> list[str]:
+        out, self.problems = self.problems, []
+        return out
+
+    # -- feed side -----------------------------------------------------------------------
+    def connections(self, instruments: list[Instrument], books: bool = True) -> list[Connection]:
+        raise NotImplementedError
+
+    def parse(self, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
+        raise NotImplementedError
+
+    def parse_rest(self, path: str, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
+        """REST responses that carry market data (book snapshots); metadata is separate."""
+        return []
+
+    def book_snapshot_path(self, inst: Instrument) -> str | None:
+        """REST path of a book snapshot, for venues whose books sync from one."""
+        return None
+
+    def resubscribe_book(self, inst: Instrument) -> list[str]:
+        """Messages that make the venue send a fresh book snapshot."""
+        return []
+
+    def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
+        return []
+
+    # -- simulator side ------------------------------------------------------------------
+    # The simulator calls these with native values; see perparb.sim.
+    def sim_handle(self, text: str) -> tuple[list[str], list[tuple[str, str]]]:
+        """Replies to a client message and the (channel, venue_symbol) topics it subscribes."""
+        raise NotImplementedError
+
+    def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
+        """REST metadata responses describing ``instruments``, by path."""
+        raise NotImplementedError
+
+    def sim_quote(self, inst: Instrument, bid: Level, ask: Level, seq: int, ts_ms: int) -> str | None:
+        """Top-of-book message (native px, qty); None if the venue's quote comes from its book."""
+        return None
+
+    def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
+                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
+        """Book message with native levels; ``first_seq..seq`` are the updates it covers and
+        ``prev_seq`` the seq of the previous book message (a snapshot has no previous)."""
+        raise NotImplementedError
+
+    def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                    ts_ms: int) -> str:
+        raise NotImplementedError
+
+    def sim_rest_book(self, path: str) -> str | None:
+        """The venue symbol a REST book-snapshot request asks for, or None."""
+        return None
+
+    def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
+                           ts_ms: int) -> bytes:
+        raise NotImplementedError
+
+
+def decode_error(venue: str, exc: Exception, raw: str | bytes) -> DecodeError:
+    text = raw if isinstance(raw, str) else raw[:200].decode("utf-8", "replace")
+    return DecodeError(f"{venue}: {exc} in message {text[:160]!r}")
