@@ -25,3 +25,9 @@ def fixture_files(venue: str) -> list[Path]:
     if not folder.is_dir():
         pytest.fail(f"recorded fixtures missing: {folder} (set PERPARB_FIXTURES to the shared fixtures folder)")
     return sorted(folder.glob("*.jsonl"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A snapshot refreshed on the developer's machine must not change test results.
+    monkeypatch.setenv("PERPARB_HOME", str(tmp_path_factory.mktemp("perparb-home")))

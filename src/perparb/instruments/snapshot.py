@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -24,8 +25,14 @@ def bundled_path() -> Path:
     return Path(str(resources.files("perparb.instruments") / "data" / "snapshot.json"))
 
 
+def default_path() -> Path:
+    """The snapshot ``perparb markets --refresh`` wrote, else the bundled one."""
+    user = Path(os.environ.get("PERPARB_HOME", Path.home() / ".perparb")) / "instruments.json"
+    return user if user.exists() else bundled_path()
+
+
 def load_snapshot(path: Path | None = None) -> Snapshot:
-    return _DECODER.decode((path or bundled_path()).read_bytes())
+    return _DECODER.decode((path or default_path()).read_bytes())
 
 
 def save_snapshot(snapshot: Snapshot, path: Path) -> None:

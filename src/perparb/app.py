@@ -1,0 +1,160 @@
+"""Running the engine against venues: the real ones (``perparb run``) or the simulator
+(``perparb demo``). Both go through exactly this code; only the endpoints differ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+
+from perparb.config import Settings
+from perparb.engine import Engine
+from perparb.feeds.booksync import SYNCED
+from perparb.feeds.runtime import VenueFeed
+from perparb.instruments.registry import Registry
+from perparb.instruments.snapshot import load_registry
+from perparb.scanner.spread import SpreadScanner
+from perparb.view import render
+
+log = logging.getLogger("perparb")
+
+T = TypeVar("T")
+Endpoints = dict[str, dict[str, str]]
+
+
+def build_registry(settings: Settings) -> Registry:
+    registry = load_registry()
+    if settings.instruments_file:
+        registry = load_registry(Path(settings.instruments_file))
+    return registry
+
+
+def build_engine(settings: Settings, registry: Registry) -> Engine:
+    venues = settings.enabled_venues()
+    scanner = SpreadScanner(
+        min_edge_bps=settings.scanner.min_edge_bps,
+        max_age_ms=settings.scanner.max_quote_age_ms,
+        venue_max_age_ms={v: s.max_quote_age_ms for v, s in settings.venues.items() if s.max_quote_age_ms},
+        taker_fees={v: s.taker_fee for v, s in settings.venues.items() if s.taker_fee is not None},
+    )
+    return Engine(registry, venues, scanner)
+
+
+class Session:
+    """One engine with its venue feeds."""
+
+    def __init__(self, settings: Settings, endpoints: Endpoints | None = None,
+                 registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or build_registry(settings)
+        self.engine = build_engine(settings, self.registry)
+        self.endpoints = endpoints or {}
+        self.feeds: dict[str, VenueFeed] = {}
+        self.started_ns = 0
+
+    def _urls(self, venue: str) -> tuple[str, str]:
+        adapter = self.engine.adapters[venue]
+        vs = self.settings.venues[venue]
+        ep = self.endpoints.get(venue, {})
+        return (vs.ws_url or ep.get("ws_url") or adapter.ws_url,
+                vs.rest_url or ep.get("rest_url") or adapter.rest_url)
+
+    async def run(self, duration: float | None, view: bool = False) -> dict[str, Any]:
+        self.started_ns = time.time_ns()
+        async with aiohttp.ClientSession() as http:
+            for venue in self.engine.adapters:
+                ws_url, rest_url = self._urls(venue)
+                feed = VenueFeed(self.engine, venue, [], ws_url, rest_url,
+                                 books=self.settings.venues[venue].books, http=http)
+                await feed.load_metadata()
+                feed.instruments = self.registry.select(venue, self.settings.assets)
+                if not feed.instruments:
+                    log.warning("%s: none of %s is listed; not connecting", venue, ",".join(self.settings.assets))
+                    continue
+                self.feeds[venue] = feed
+            tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
+            try:
+                await self._watch(duration, view)
+                summary = self.summary()
+            finally:
+                for f in self.feeds.values():
+                    f.stop()
+                for t in tasks:
+                    t.cancel()
+                for t in tasks:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
+        return summary
+
+    async def _watch(self, duration: float | None, view: bool) -> None:
+        deadline = None if duration is None else time.monotonic() + duration
+        live = None
+        if view:
+            from rich.live import Live
+
+            live = Live(render(self), refresh_per_second=4, transient=False)
+            live.start()
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                await asyncio.sleep(0.25)
+                self.engine.advance(time.time_ns())
+                self.engine.scanner.sweep(self.engine.now_ns, self.engine.status)
+                if live:
+                    live.update(render(self))
+        finally:
+            if live:
+                live.stop()
+
+    def summary(self) -> dict[str, Any]:
+        e = self.engine
+        venues = {}
+        for v, st in e.status.items():
+            books = [sb for (bv, _), sb in e.books.items() if bv == v]
+            venues[v] = {
+                "connected": st.connected, "ever_connected": st.connected_since_ns > 0, "messages": st.messages,
+                "decode_errors": st.decode_errors, "unknown_symbols": st.unknown_symbols,
+                "reconnects": st.reconnects, "books_synced": sum(sb.state == SYNCED for sb in books),
+                "books": len(books), "book_resyncs": sum(sb.resyncs for sb in books),
+                "book_gaps": sum(sb.gaps for sb in books),
+            }
+        return {
+            "venues_connected": sum(1 for x in venues.values() if x["ever_connected"]),
+            "messages": sum(st.messages for st in e.status.values()),
+            "opportunities": e.scanner.opened,
+            "open_opportunities": sum(len(x) for x in e.scanner.active.values()),
+            "rejections": dict(sorted(e.scanner.rejections.items())),
+            "duration_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
+            "venues": venues,
+        }
+
+
+async def demo(settings: Settings, duration: float | None, seed: int, view: bool) -> dict[str, Any]:
+    from perparb.sim.server import Simulator
+
+    registry = build_registry(settings)
+    sim = Simulator(registry, settings.enabled_venues(), settings.assets, seed=seed)
+    await sim.start()
+    try:
+        session = Session(settings, sim.endpoints(), registry)
+        return await session.run(duration, view)
+    finally:
+        await sim.stop()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop where it is installed."""
+    if sys.platform != "win32":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coro)
+    return asyncio.run(coro)

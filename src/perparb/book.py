@@ -1,0 +1,84 @@
+"""L2 order book in normalized units.
+
+Each side is a dict price → size plus a sorted list of prices (bids stored negated, so
+both lists ascend and the best level is element 0). Updates are O(log n) to find and a
+memmove to insert or remove; reading the best level is O(1).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+
+from perparb.model import Level
+
+
+class Side:
+    __slots__ = ("keys", "levels", "sign")
+
+    def __init__(self, is_bid: bool) -> None:
+        self.sign = -1.0 if is_bid else 1.0
+        self.levels: dict[float, float] = {}
+        self.keys: list[float] = []
+
+    def clear(self) -> None:
+        self.levels.clear()
+        self.keys.clear()
+
+    def set(self, px: float, qty: float) -> None:
+        levels = self.levels
+        if qty > 0.0:
+            if px not in levels:
+                insort(self.keys, px * self.sign)
+            levels[px] = qty
+        elif px in levels:
+            del levels[px]
+            keys = self.keys
+            del keys[bisect_left(keys, px * self.sign)]
+
+    def best(self) -> Level | None:
+        if not self.keys:
+            return None
+        px = self.keys[0] * self.sign
+        return px, self.levels[px]
+
+    def top(self, n: int) -> list[Level]:
+        sign, levels = self.sign, self.levels
+        return [(k * sign, levels[k * sign]) for k in self.keys[:n]]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class OrderBook:
+    __slots__ = ("asks", "bids")
+
+    def __init__(self) -> None:
+        self.bids = Side(True)
+        self.asks = Side(False)
+
+    def load(self, bids: list[Level], asks: list[Level]) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self.apply(bids, asks)
+
+    def apply(self, bids: list[Level], asks: list[Level]) -> None:
+        bset, aset = self.bids.set, self.asks.set
+        for px, qty in bids:
+            bset(px, qty)
+        for px, qty in asks:
+            aset(px, qty)
+
+    def best_bid(self) -> Level | None:
+        return self.bids.best()
+
+    def best_ask(self) -> Level | None:
+        return self.asks.best()
+
+    def crossed(self) -> bool:
+        if not self.bids.keys or not self.asks.keys:
+            return False
+        return -self.bids.keys[0] >= self.asks.keys[0]
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()

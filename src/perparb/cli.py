@@ -1,0 +1,239 @@
+"""The ``perparb`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from perparb.config import ConfigError, Settings, load_settings, venues_from_flag
+from perparb.instruments.snapshot import load_registry
+from perparb.venues import venue_class, venue_ids
+from perparb.venues.base import DecodeError
+
+app = typer.Typer(help="perparb: cross-exchange perpetual futures arbitrage.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+bench_app = typer.Typer(help="Measure decode and book throughput.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML configuration file.")]
+VenuesOpt = Annotated[str | None, typer.Option(help="Comma-separated venue ids (overrides the config).")]
+AssetsOpt = Annotated[str | None, typer.Option(help="Comma-separated canonical assets, e.g. BTC,ETH,SOL.")]
+DurationOpt = Annotated[float | None, typer.Option(help="Run this many seconds, then print a summary.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
+EdgeOpt = Annotated[float | None, typer.Option(help="Minimum net edge in basis points.")]
+
+
+def _settings(config: Path | None, venues: str | None, assets: str | None,
+              min_edge_bps: float | None = None) -> Settings:
+    overrides: dict[str, Any] = {"assets": assets, "scanner.min_edge_bps": min_edge_bps}
+    if venues:
+        overrides["venues"] = venues_from_flag(venues)
+    try:
+        settings = load_settings(config, overrides)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _finish(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+    else:
+        typer.echo(f"venues connected: {summary['venues_connected']}/{len(summary['venues'])}   "
+                   f"messages: {summary['messages']}   opportunities: {summary['opportunities']}")
+        for v, s in summary["venues"].items():
+            typer.echo(f"  {v:10s} messages {s['messages']:>8}  books synced {s['books_synced']}/{s['books']}  "
+                       f"resyncs {s['book_resyncs']}  reconnects {s['reconnects']}  decode errors {s['decode_errors']}")
+    if summary["venues_connected"] == 0:
+        err.print("[red]no venue connected[/]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, config: ConfigOpt = None,
+         venues: VenuesOpt = None, assets: AssetsOpt = None, min_edge_bps: EdgeOpt = None) -> None:
+    """Simulator + feeds + scanner in one process, offline, with a live terminal view."""
+    from perparb.app import demo as run_demo
+    from perparb.app import run_async
+
+    settings = _settings(config, venues, assets, min_edge_bps)
+    view = not as_json and sys.stdout.isatty()
+    summary = run_async(run_demo(settings, duration, seed, view))
+    _finish(summary, as_json)
+
+
+@app.command()
+def run(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = None,
+        duration: DurationOpt = None, as_json: JsonOpt = False, min_edge_bps: EdgeOpt = None) -> None:
+    """Stream the real venues and scan them (needs internet)."""
+    from perparb.app import Session, run_async
+
+    settings = _settings(config, venues, assets, min_edge_bps)
+    view = not as_json and sys.stdout.isatty()
+    summary = run_async(Session(settings).run(duration, view))
+    _finish(summary, as_json)
+
+
+@app.command()
+def sim(venues: VenuesOpt = None, assets: AssetsOpt = None, seed: int = 7,
+        port_base: Annotated[int, typer.Option(help="Venue n listens on port-base + n.")] = 9100,
+        duration: DurationOpt = None, config: ConfigOpt = None) -> None:
+    """Serve simulated venues on loopback, speaking each venue's native protocol."""
+    import asyncio
+
+    from perparb.app import build_registry, run_async
+    from perparb.sim.server import Simulator
+
+    settings = _settings(config, venues, assets)
+
+    async def serve() -> None:
+        s = Simulator(build_registry(settings), settings.enabled_venues(), settings.assets, seed=seed)
+        await s.start(base_port=port_base)
+        for v, ep in s.endpoints().items():
+            typer.echo(f"{v:10s} ws {ep['ws_url']}  rest {ep['rest_url']}")
+        try:
+            await asyncio.sleep(duration if duration is not None else 10**9)
+        finally:
+            await s.stop()
+
+    run_async(serve())
+
+
+@app.command()
+def decode(
+    file: Annotated[Path, typer.Argument(help="Raw messages, one per line.", exists=True, dir_okay=False)],
+    venue: Annotated[str, typer.Option(help="Venue id.")],
+    metadata: Annotated[list[Path] | None, typer.Option(
+        help="A REST metadata response describing the venue's contracts (repeatable).")] = None,
+) -> None:
+    """Print the normalized events of raw venue messages as JSON lines."""
+    adapter = _adapter(venue, metadata)
+    enc = msgspec.json.Encoder()
+    out = sys.stdout.buffer
+    bad = 0
+    with file.open("rb") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                events = adapter.parse(line, time.time_ns())
+            except DecodeError as exc:
+                bad += 1
+                err.print(f"line {n}: {exc}", highlight=False, markup=False)
+                continue
+            for p in adapter.take_problems():
+                err.print(f"line {n}: {p}", highlight=False, markup=False)
+            for ev in events:
+                out.write(enc.encode(ev) + b"\n")
+    out.flush()
+    if bad:
+        raise typer.Exit(1)
+
+
+def _adapter(venue: str, metadata: list[Path] | None):  # type: ignore[no-untyped-def]
+    if venue not in venue_ids():
+        err.print(f"[red]error:[/] unknown venue {venue!r}; known: {', '.join(venue_ids())}")
+        raise typer.Exit(2)
+    registry = load_registry()
+    adapter = venue_class(venue)(registry)
+    for path in metadata or []:
+        raw = path.read_bytes()
+        specs = [s for p in adapter.metadata_paths for s in adapter.parse_metadata(p, raw)]
+        if not specs:
+            err.print(f"[red]error:[/] {path} is not a {venue} metadata response")
+            raise typer.Exit(2)
+        registry.add_many(specs)
+    return adapter
+
+
+@app.command()
+def markets(
+    venue: Annotated[str | None, typer.Option(help="Only this venue.")] = None,
+    asset: Annotated[str | None, typer.Option(help="Only this canonical asset, e.g. PEPE.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per contract.")] = False,
+    refresh: Annotated[bool, typer.Option(help="Rebuild the snapshot from the venues' REST APIs (online).")] = False,
+    out: Annotated[Path | None, typer.Option(help="Where --refresh writes the snapshot.")] = None,
+) -> None:
+    """List the instrument map: venue contract → canonical symbol and units."""
+    if refresh:
+        from perparb.app import run_async
+        from perparb.instruments.refresh import refresh_snapshot
+
+        path = run_async(refresh_snapshot(out))
+        err.print(f"snapshot written to {path}")
+    registry = load_registry()
+    rows = [i for i in registry.all() if (venue is None or i.venue == venue)
+            and (asset is None or i.asset.upper() == asset.upper())]
+    if as_json:
+        for i in rows:
+            typer.echo(json.dumps({
+                "venue": i.venue, "venue_symbol": i.venue_symbol, "symbol": i.symbol, "asset": i.asset,
+                "contract_size": i.contract_size, "price_scale": i.price_scale, "inverse": i.inverse,
+                "settle": i.settle, "funding_interval_h": i.funding_interval_h, "status": i.status}))
+        return
+    table = Table(title=f"{len(rows)} contracts")
+    for col in ("venue", "native symbol", "symbol", "asset", "contract size", "price scale", "inverse", "settle",
+                "funding h", "status"):
+        table.add_column(col)
+    for i in rows:
+        table.add_row(i.venue, i.venue_symbol, i.symbol, i.asset, f"{i.contract_size:g}", f"{i.price_scale:g}",
+                      "yes" if i.inverse else "", i.settle, f"{i.funding_interval_h:g}", i.status)
+    Console().print(table)
+
+
+@bench_app.command("decode")
+def bench_decode(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    venue: Annotated[str, typer.Option(help="Venue id.")],
+    min_seconds: Annotated[float, typer.Option(help="Repeat until at least this long.")] = 2.0,
+    metadata: Annotated[list[Path] | None, typer.Option(help="REST metadata response (repeatable).")] = None,
+) -> None:
+    """Steady-state decode throughput of a raw message file (decoder only, no I/O)."""
+    from perparb.bench import decode_throughput
+
+    adapter = _adapter(venue, metadata)
+    lines = [ln.strip() for ln in file.read_bytes().splitlines() if ln.strip()]
+    result = decode_throughput(adapter, lines, min_seconds)
+    result["file"] = file.name
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("book")
+def bench_book(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    venue: Annotated[str, typer.Option(help="Venue id.")],
+    snapshot: Annotated[Path | None, typer.Option(help="REST book snapshots, one per line (Binance, Gate).")] = None,
+    min_seconds: Annotated[float, typer.Option(help="Repeat until at least this long.")] = 2.0,
+) -> None:
+    """Throughput of book updates decoded and applied to validated books."""
+    from perparb.bench import book_throughput
+
+    adapter = _adapter(venue, None)
+    lines = [ln.strip() for ln in file.read_bytes().splitlines() if ln.strip()]
+    snaps = [ln.strip() for ln in snapshot.read_bytes().splitlines() if ln.strip()] if snapshot else []
+    result = book_throughput(adapter, lines, snaps, min_seconds)
+    result["file"] = file.name
+    typer.echo(json.dumps(result))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The engine: raw messages in, normalized state and opportunities out.
+
+Transport-agnostic and single-threaded. A transport (live websockets, the simulator, a
+capture replay) hands over ``(venue, raw, recv_ns)``; the engine decodes through the venue
+adapter, keeps books, quotes and funding, and runs the scanner for the one asset touched.
+Its clock is the largest ``recv_ns`` seen (or what the transport advances it to), never
+the wall clock, so a replay gives the same answers as the live run it recorded.
+Work the transport must do for it (fetch a REST snapshot, resubscribe) is queued in
+``requests``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable
+
+from perparb.feeds.booksync import RESYNCING, SYNCED, SyncedBook
+from perparb.instruments.registry import Registry
+from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade, VenueStatus
+from perparb.scanner.spread import SpreadScanner
+from perparb.venues import venue_class
+from perparb.venues.base import DecodeError, Venue
+
+log = logging.getLogger("perparb.engine")
+
+
+class Request:
+    """Something the transport must do for the engine: ``rest`` (GET path) or ``send`` (messages)."""
+
+    __slots__ = ("kind", "payload", "venue")
+
+    def __init__(self, venue: str, kind: str, payload: str | list[str]) -> None:
+        self.venue, self.kind, self.payload = venue, kind, payload
+
+    def __repr__(self) -> str:
+        return f"Request({self.venue}, {self.kind}, {self.payload!r})"
+
+
+class Engine:
+    def __init__(self, registry: Registry, venues: Iterable[str], scanner: SpreadScanner | None = None,
+                 books: bool = True) -> None:
+        self.registry = registry
+        self.adapters: dict[str, Venue] = {v: venue_class(v)(registry) for v in venues}
+        self.status = {v: VenueStatus(venue=v) for v in self.adapters}
+        self.scanner = scanner or SpreadScanner()
+        self.use_books = books
+        self.books: dict[tuple[str, str], SyncedBook] = {}
+        self.funding: dict[tuple[str, str], Funding] = {}
+        self.trades = 0
+        self.now_ns = 0
+        self.requests: dict[str, deque[Request]] = {v: deque() for v in self.adapters}
+        self._warned: set[str] = set()
+
+    # -- clock ---------------------------------------------------------------------------
+    def advance(self, now_ns: int) -> None:
+        if now_ns > self.now_ns:
+            self.now_ns = now_ns
+
+    # -- input ---------------------------------------------------------------------------
+    def on_message(self, venue: str, raw: str | bytes, recv_ns: int) -> None:
+        st = self.status[venue]
+        st.messages += 1
+        st.last_msg_ns = recv_ns
+        if recv_ns > self.now_ns:
+            self.now_ns = recv_ns
+        adapter = self.adapters[venue]
+        try:
+            events = adapter.parse(raw, recv_ns)
+        except DecodeError as exc:
+            st.decode_errors += 1
+            st.last_error = str(exc)
+            self._warn(str(exc))
+            return
+        if adapter.problems:
+            self._problems(venue, adapter)
+        for ev in events:
+            self.on_event(ev)
+
+    def on_rest(self, venue: str, path: str, raw: str | bytes, recv_ns: int) -> None:
+        """A REST response: instrument metadata or a book snapshot."""
+        self.advance(recv_ns)
+        adapter = self.adapters[venue]
+        try:
+            specs = adapter.parse_metadata(path, raw)
+            if specs:
+                self.registry.add_many(specs)
+                return
+            events = adapter.parse_rest(path, raw, recv_ns)
+        except (DecodeError, ValueError) as exc:
+            self.status[venue].decode_errors += 1
+            self._warn(f"{venue} REST {path}: {exc}")
+            return
+        if adapter.problems:
+            self._problems(venue, adapter)
+        for ev in events:
+            self.on_event(ev)
+
+    def on_event(self, ev: object) -> None:
+        t = type(ev)
+        if t is Quote:
+            q: Quote = ev  # type: ignore[assignment]
+            inst = self.adapters[q.venue].table[q.venue_symbol]
+            self.scanner.on_quote(inst, q, self.now_ns, self.status)
+        elif t is BookDelta or t is BookSnapshot:
+            self._on_book(ev)  # type: ignore[arg-type]
+        elif t is Funding:
+            f: Funding = ev  # type: ignore[assignment]
+            self.funding[(f.venue, f.venue_symbol)] = f
+        elif t is Trade:
+            self.trades += 1
+
+    def _on_book(self, ev: BookDelta | BookSnapshot) -> None:
+        if not self.use_books:
+            return
+        key = (ev.venue, ev.venue_symbol)
+        sb = self.books.get(key)
+        adapter = self.adapters[ev.venue]
+        if sb is None:
+            sb = self.books[key] = SyncedBook(adapter.book_sync)
+        ok = sb.on_snapshot(ev) if type(ev) is BookSnapshot else sb.on_delta(ev)  # type: ignore[arg-type]
+        inst = adapter.table[ev.venue_symbol]
+        if not ok:
+            self._warn(f"{ev.venue} {ev.venue_symbol}: book out of sync (seq {sb.seq}), resynchronizing")
+            self.resync(ev.venue, inst)
+            return
+        if sb.state == SYNCED:
+            bid, ask = sb.book.best_bid(), sb.book.best_ask()
+            if bid and ask:
+                q = Quote(venue=ev.venue, symbol=ev.symbol, venue_symbol=ev.venue_symbol, bid_px=bid[0],
+                          bid_qty=bid[1], ask_px=ask[0], ask_qty=ask[1], ts_exchange_ns=ev.ts_exchange_ns,
+                          recv_ns=ev.recv_ns)
+                self.scanner.on_quote(inst, q, self.now_ns, self.status)
+
+    # -- book resync ---------------------------------------------------------------------
+    def start_books(self, venue: str, instruments: list[Instrument]) -> None:
+        """Called by the transport after (re)subscribing."""
+        adapter = self.adapters[venue]
+        for inst in instruments:
+            sb = self.books.setdefault((venue, inst.venue_symbol), SyncedBook(adapter.book_sync))
+            sb.resyncing()
+            path = adapter.book_snapshot_path(inst) if adapter.book_sync == "rest_bridged" else None
+            if path:
+                self.requests[venue].append(Request(venue, "rest", path))
+
+    def resync(self, venue: str, inst: Instrument) -> None:
+        adapter = self.adapters[venue]
+        sb = self.books.get((venue, inst.venue_symbol))
+        if sb is not None:
+            sb.state = RESYNCING
+        path = adapter.book_snapshot_path(inst) if adapter.book_sync == "rest_bridged" else None
+        if path:
+            self.requests[venue].append(Request(venue, "rest", path))
+        else:
+            msgs = adapter.resubscribe_book(inst)
+            if msgs:
+                self.requests[venue].append(Request(venue, "send", msgs))
+
+    # -- connection state ----------------------------------------------------------------
+    def set_connected(self, venue: str, connected: bool, now_ns: int) -> None:
+        st = self.status[venue]
+        if connected and not st.connected:
+            st.connected_since_ns = now_ns
+        if not connected and st.connected:
+            st.reconnects += 1
+            for (v, _), sb in self.books.items():
+                if v == venue:
+                    sb.resyncing()
+        st.connected = connected
+        st.state = "connected" if connected else "disconnected"
+
+    # -- problems ------------------------------------------------------------------------
+    def _problems(self, venue: str, adapter: Venue) -> None:
+        for p in adapter.take_problems():
+            self.status[venue].unknown_symbols += 1
+            self._warn(p)
+
+    def _warn(self, text: str) -> None:
+        # One log line per distinct problem; counters keep the totals.
+        key = text[:120]
+        if key not in self._warned and len(self._warned) < 10_000:
+            self._warned.add(key)
+            log.warning(text)

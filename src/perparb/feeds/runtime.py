@@ -1,0 +1,172 @@
+"""The websocket runtime: one task per venue connection.
+
+It connects, subscribes, keeps the venue's heartbeat, hands every raw message to the
+engine with its receive time, performs the engine's requests (REST book snapshots,
+resubscribes), and reconnects with exponential backoff and jitter when the connection
+drops or goes silent for longer than the venue's watchdog allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import aiohttp
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from perparb.engine import Engine, Request
+from perparb.model import Instrument
+from perparb.venues.base import Connection, Venue
+
+log = logging.getLogger("perparb.feeds")
+
+Tap = Callable[[str, str, str | bytes, int, str | None], None]  # venue, src, raw, recv_ns, path
+
+
+class Backoff:
+    def __init__(self, base: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> None:
+        self.base, self.cap, self.attempt = base, cap, 0
+        self.rng = rng or random.Random()
+
+    def next(self) -> float:
+        delay = min(self.cap, self.base * 2**self.attempt)
+        self.attempt += 1
+        return delay * (0.5 + self.rng.random() / 2)  # "equal jitter"
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class VenueFeed:
+    """Every connection of one venue, plus its REST side."""
+
+    def __init__(self, engine: Engine, venue: str, instruments: list[Instrument], ws_url: str, rest_url: str,
+                 books: bool = True, tap: Tap | None = None, http: aiohttp.ClientSession | None = None) -> None:
+        self.engine = engine
+        self.venue = venue
+        self.adapter: Venue = engine.adapters[venue]
+        self.instruments = instruments
+        self.ws_url = ws_url.rstrip("/")
+        self.rest_url = rest_url.rstrip("/")
+        self.books = books
+        self.tap = tap
+        self.http = http
+        self._sockets: list[ClientConnection | None] = []
+        self._open = 0
+        self._stop = asyncio.Event()
+
+    # -- REST ----------------------------------------------------------------------------
+    async def get(self, path: str) -> bytes | None:
+        assert self.http is not None
+        try:
+            async with self.http.get(self.rest_url + path, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                body = await r.read()
+                if r.status != 200:
+                    log.warning("%s GET %s: HTTP %s", self.venue, path, r.status)
+                    return None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("%s GET %s: %s", self.venue, path, exc)
+            return None
+        recv_ns = time.time_ns()
+        if self.tap:
+            self.tap(self.venue, "rest", body, recv_ns, path)
+        self.engine.on_rest(self.venue, path, body, recv_ns)
+        return body
+
+    async def load_metadata(self) -> None:
+        for path in self.adapter.metadata_paths:
+            await self.get(path)
+
+    # -- websockets ----------------------------------------------------------------------
+    async def run(self) -> None:
+        conns = self.adapter.connections(self.instruments, self.books)
+        self._sockets = [None] * len(conns)
+        await asyncio.gather(*(self._connection(n, c) for n, c in enumerate(conns)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for ws in self._sockets:
+            if ws is not None:
+                asyncio.ensure_future(ws.close())
+
+    async def _connection(self, n: int, conn: Connection) -> None:
+        backoff = Backoff()
+        url = self.ws_url + conn.path
+        while not self._stop.is_set():
+            try:
+                async with websockets.connect(url, max_size=None, open_timeout=10, close_timeout=2,
+                                              ping_interval=None if self.adapter.heartbeat_text else 20,
+                                              compression=None) as ws:
+                    self._sockets[n] = ws
+                    await self._session(n, ws, conn)
+                    backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                self.engine.status[self.venue].last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("%s %s: %s", self.venue, conn.path, exc)
+            finally:
+                self._sockets[n] = None
+                self._mark_closed()
+            if self._stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff.next())
+
+    def _mark_closed(self) -> None:
+        self._open = sum(ws is not None for ws in self._sockets)
+        if self._open == 0:
+            self.engine.set_connected(self.venue, False, time.time_ns())
+
+    async def _session(self, n: int, ws: ClientConnection, conn: Connection) -> None:
+        self.engine.status[self.venue].state = "connecting"
+        for msg in conn.subscribe:
+            await ws.send(msg)
+        self.engine.set_connected(self.venue, True, time.time_ns())
+        if self.books and n == 0:
+            self.engine.start_books(self.venue, conn.instruments)
+            await self._perform(ws)
+        beat = asyncio.create_task(self._heartbeat(ws)) if self.adapter.heartbeat_text else None
+        engine, venue, tap = self.engine, self.venue, self.tap
+        silence = self.adapter.silence_s
+        try:
+            while True:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(decode=False), silence)
+                except TimeoutError:
+                    log.warning("%s %s: silent for %.0fs, reconnecting", venue, conn.path, silence)
+                    return
+                recv_ns = time.time_ns()
+                if tap:
+                    tap(venue, "ws", raw, recv_ns, None)
+                engine.on_message(venue, raw, recv_ns)
+                if engine.requests[venue]:
+                    await self._perform(ws)
+        except websockets.exceptions.ConnectionClosed as exc:
+            log.info("%s %s: connection closed (%s)", venue, conn.path, exc)
+        finally:
+            if beat:
+                beat.cancel()
+
+    async def _heartbeat(self, ws: ClientConnection) -> None:
+        text = self.adapter.heartbeat_text
+        assert text is not None
+        with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+            while True:
+                await asyncio.sleep(self.adapter.heartbeat_s)
+                await ws.send(text)
+
+    async def _perform(self, ws: ClientConnection) -> None:
+        queue = self.engine.requests[self.venue]
+        while queue:
+            req: Request = queue.popleft()
+            if req.kind == "rest":
+                asyncio.create_task(self.get(str(req.payload)))
+            elif req.kind == "send":
+                for msg in req.payload:
+                    await ws.send(msg)

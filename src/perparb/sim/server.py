@@ -1,0 +1,241 @@
+"""The exchange simulator: one loopback HTTP + websocket server per venue.
+
+Each server speaks its venue's native public protocol through the venue module's
+``sim_*`` encoders: the same paths, subscribe and heartbeat handshakes, message formats
+and units as the real venue, plus the REST metadata and book-snapshot endpoints the feed
+uses. Feeds connect to it with exactly the code that connects to the real venues.
+Tests can drop a venue's connections or make it skip sequence numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+from msgspec.structs import replace
+
+from perparb.instruments.registry import Registry
+from perparb.model import Instrument
+from perparb.sim.model import START_PRICES, PriceModel, SimBook, default_tick
+from perparb.venues import venue_class
+from perparb.venues.base import Venue
+
+log = logging.getLogger("perparb.sim")
+
+
+def sim_instruments(registry: Registry, venue: Venue, assets: list[str]) -> list[Instrument]:
+    """The contracts a simulated venue lists: the registry's, else derived from the symbol."""
+    out = []
+    known = {i.asset: i for i in registry.select(venue.id, assets)}
+    for asset in assets:
+        inst = known.get(asset)
+        if inst is None:
+            inst = venue.derive(f"{asset}USDT")
+        if inst is None:
+            continue
+        if not inst.tick_size:
+            px = START_PRICES.get(asset, 1.0)
+            lot = 10.0 ** round(math.log10(inst.native_qty(10.0 / px, px)))  # about 10 quote units
+            inst = replace(inst, tick_size=default_tick(px * inst.price_scale), lot_size=lot, min_qty=lot)
+        out.append(replace(inst, status="active", source="sim"))
+    return out
+
+
+@dataclass
+class _Client:
+    ws: web.WebSocketResponse
+    topics: set[tuple[str, str]] = field(default_factory=set)
+    pending_snapshots: set[str] = field(default_factory=set)
+
+
+class SimVenue:
+    def __init__(self, venue: Venue, instruments: list[Instrument], model: PriceModel, rng: random.Random) -> None:
+        self.venue = venue
+        self.instruments = {i.venue_symbol: i for i in instruments}
+        self.model = model
+        self.books = {i.venue_symbol: SimBook(i, rng) for i in instruments}
+        self.clients: list[_Client] = []
+        self.metadata = venue.sim_metadata(instruments)
+        self.skip: dict[str, int] = {}
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self.half_spread_bps = 1.0
+
+    # -- http ----------------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", self._handle)
+        app.router.add_route("POST", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        await self.drop()
+        if self.runner:
+            await self.runner.cleanup()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
+        path = request.path_qs
+        body = self.metadata.get(path) or self.metadata.get(request.path)
+        if body is not None:
+            return web.Response(body=body, content_type="application/json")
+        sym = self.venue.sim_rest_book(path)
+        if sym is not None and sym in self.books:
+            book = self.books[sym]
+            bids, asks = book.levels()
+            raw = self.venue.sim_rest_book_body(book.inst, bids, asks, book.seq, int(time.time() * 1000))
+            return web.Response(body=raw, content_type="application/json")
+        return web.json_response({"error": f"unknown path {path}"}, status=404)
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0, autoping=True)
+        await ws.prepare(request)
+        client = _Client(ws)
+        self.clients.append(client)
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                replies, topics = self.venue.sim_handle(msg.data)
+                for r in replies:
+                    await ws.send_str(r)
+                for kind, sym in topics:
+                    if sym in self.books:
+                        client.topics.add((kind, sym))
+                        if kind == "book" and self.venue.book_sync != "rest_bridged":
+                            client.pending_snapshots.add(sym)
+        finally:
+            with contextlib.suppress(ValueError):
+                self.clients.remove(client)
+        return ws
+
+    # -- control -------------------------------------------------------------------------
+    async def drop(self) -> None:
+        """Close every client connection, as a venue does on maintenance."""
+        for c in list(self.clients):
+            await c.ws.close()
+        self.clients.clear()
+
+    def gap(self, venue_symbol: str, missing: int = 3) -> None:
+        """Lose ``missing`` book updates of one contract: the next diff does not chain."""
+        self.skip[venue_symbol] = missing
+
+    # -- market --------------------------------------------------------------------------
+    async def publish(self, now_ms: int) -> int:
+        """Advance every book to the model and send what subscribers asked for."""
+        sent = 0
+        v = self.venue
+        for sym, book in self.books.items():
+            inst = book.inst
+            mid = self.model.venue_mid(v.id, inst.asset)
+            bid_changes, ask_changes = book.step(mid, self.half_spread_bps)
+            first = book.seq + 1
+            book.seq += 1 + self.skip.pop(sym, 0)
+            prev, book.prev_seq = book.prev_seq, book.seq
+            delta = v.sim_book(inst, False, bid_changes, ask_changes, book.seq, prev, first, now_ms)
+            bid, ask = book.top()
+            quote = v.sim_quote(inst, bid, ask, book.seq, now_ms)
+            for c in self.clients:
+                if ("book", sym) in c.topics:
+                    if sym in c.pending_snapshots:
+                        c.pending_snapshots.discard(sym)
+                        bids, asks = book.levels()
+                        sent += await self._send(c, v.sim_book(inst, True, bids, asks, book.seq, -1,
+                                                               book.seq, now_ms))
+                    else:
+                        sent += await self._send(c, delta)
+                if quote is not None and ("quote", sym) in c.topics:
+                    sent += await self._send(c, quote)
+        return sent
+
+    async def publish_funding(self, now_ms: int) -> int:
+        sent = 0
+        v = self.venue
+        for sym, book in self.books.items():
+            inst = book.inst
+            interval_ms = int(inst.funding_interval_h * 3_600_000)
+            next_ms = (now_ms // interval_ms + 1) * interval_ms
+            mid = self.model.venue_mid(v.id, inst.asset)
+            index = self.model.mid[inst.asset]
+            msg = v.sim_funding(inst, self.model.funding[(v.id, inst.asset)], next_ms,
+                                inst.native_px(mid), inst.native_px(index), now_ms)
+            for c in self.clients:
+                if ("funding", sym) in c.topics:
+                    sent += await self._send(c, msg)
+        return sent
+
+    async def _send(self, c: _Client, text: str) -> int:
+        if c.ws.closed:
+            return 0
+        try:
+            await c.ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            return 0
+        return 1
+
+
+class Simulator:
+    """Every simulated venue, driven by one price model."""
+
+    def __init__(self, registry: Registry, venues: list[str], assets: list[str], seed: int = 1,
+                 tick_s: float = 0.1, funding_every_s: float = 1.0) -> None:
+        self.rng = random.Random(seed)
+        self.model = PriceModel(seed, assets, venues)
+        self.tick_s = tick_s
+        self.funding_every_s = funding_every_s
+        self.venues: dict[str, SimVenue] = {}
+        for vid in venues:
+            adapter = venue_class(vid)(Registry(registry.for_venue(vid)))
+            insts = sim_instruments(registry, adapter, assets)
+            self.venues[vid] = SimVenue(adapter, insts, self.model, random.Random(self.rng.random()))
+        self._task: asyncio.Task[None] | None = None
+        self.messages = 0
+
+    async def start(self, host: str = "127.0.0.1", base_port: int = 0) -> None:
+        for n, sv in enumerate(self.venues.values()):
+            await sv.start(host, base_port + n + 1 if base_port else 0)
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for sv in self.venues.values():
+            await sv.stop()
+
+    def endpoints(self) -> dict[str, dict[str, str]]:
+        return {v: {"ws_url": sv.ws_url, "rest_url": sv.rest_url} for v, sv in self.venues.items()}
+
+    async def _run(self) -> None:
+        last_funding = 0.0
+        while True:
+            self.model.step(self.tick_s)
+            now = time.time()
+            now_ms = int(now * 1000)
+            for sv in self.venues.values():
+                self.messages += await sv.publish(now_ms)
+            if now - last_funding >= self.funding_every_s:
+                last_funding = now
+                for sv in self.venues.values():
+                    self.messages += await sv.publish_funding(now_ms)
+            await asyncio.sleep(self.tick_s)

@@ -1,0 +1,360 @@
+"""OKX v5 SWAP (perpetuals).
+
+Books: the ``books`` channel sends a snapshot (``prevSeqId`` -1) in the stream, then updates
+whose ``prevSeqId`` must equal the previous ``seqId``; a keep-alive repeats the last seqId and
+a maintenance reset has ``seqId < prevSeqId``, both of which still chain. On a gap, resubscribe
+for a fresh snapshot. Recordings from 2022 have no seqId/prevSeqId at all (no chain to check).
+``checksum`` is 0 on every frame since OKX deprecated it; 0 means "not provided".
+Sizes are CONTRACTS: one is ``ctVal * ctMult`` coins on linear swaps and ``ctVal`` USD (coins =
+USD / price) on inverse ones (``BTC-USD-SWAP``).
+Funding: ``fundingRate`` is the rate for the upcoming settlement at ``fundingTime`` (it moves
+until then); ``nextFundingRate`` is the predicted rate for the settlement after it and is ""
+under ``method`` current_period, the norm now. The interval is ``nextFundingTime -
+fundingTime`` (OKX shortens it for volatile contracts); 2022 messages lack nextFundingTime.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Generic, TypeVar
+from urllib.parse import urlsplit
+
+import msgspec
+
+from perparb.instruments.canonical import canonical_symbol, split_multiple
+from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
+from perparb.venues import register
+from perparb.venues.base import MS, Connection, Venue, decode_error
+
+T = TypeVar("T")
+HOUR_MS = 3_600_000
+
+
+class _Arg(msgspec.Struct):
+    channel: str = ""
+    instId: str = ""
+
+
+class _Push(msgspec.Struct, Generic[T]):
+    arg: _Arg = msgspec.field(default_factory=_Arg)
+    data: list[T] = []
+    action: str = ""
+
+
+class _Book(msgspec.Struct):
+    # Levels are ["px", "sz", "0", "numOrders"]; only the first two matter.
+    asks: list[list[float]] = []
+    bids: list[list[float]] = []
+    ts: int = 0
+    instId: str = ""
+    seqId: int | None = None
+    prevSeqId: int | None = None
+    checksum: int | None = None
+
+
+class _Ticker(msgspec.Struct):
+    # Strings: a side with no orders arrives as "".
+    instId: str = ""
+    bidPx: str = ""
+    bidSz: str = ""
+    askPx: str = ""
+    askSz: str = ""
+    ts: int = 0
+
+
+class _FundingRate(msgspec.Struct):
+    # Strings: any of these may be "" or missing depending on the era and `method`.
+    instId: str = ""
+    fundingRate: str = ""
+    nextFundingRate: str = ""
+    fundingTime: str = ""
+    nextFundingTime: str = ""
+    ts: str = ""
+
+
+class _Trade(msgspec.Struct):
+    px: float
+    sz: float
+    side: str
+    tradeId: str = ""
+    instId: str = ""
+    ts: int = 0
+
+
+class _InstrumentInfo(msgspec.Struct):
+    instId: str
+    instType: str
+    settleCcy: str = ""
+    ctType: str = ""
+    ctVal: str = ""
+    ctMult: str = "1"
+    tickSz: str = "0"
+    lotSz: str = "0"
+    minSz: str = "0"
+    state: str = ""
+    uly: str = ""
+    instFamily: str = ""
+
+
+class _Instruments(msgspec.Struct):
+    data: list[_InstrumentInfo] = []
+    code: str = "0"
+    msg: str = ""
+
+
+def _dec(t: type) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(t, strict=False)
+
+
+_books, _tickers = _dec(_Push[_Book]), _dec(_Push[_Ticker])
+_funding, _trades = _dec(_Push[_FundingRate]), _dec(_Push[_Trade])
+_instruments = _dec(_Instruments)
+_enc = msgspec.json.Encoder()
+
+_CHANNEL = b'"channel":"'
+# Channel name → how its data is read; everything else (mark-price, open-interest,
+# index-tickers...) carries nothing we normalize.
+_KINDS = {
+    b"books": "book", b"books-l2-tbt": "book", b"books50-l2-tbt": "book", b"books5": "book5",
+    b"bbo-tbt": "bbo", b"tickers": "ticker", b"funding-rate": "funding", b"trades": "trade",
+}
+# What the simulator serves for each subscribable channel.
+_SIM_TOPICS = {"bbo-tbt": "quote", "tickers": "quote", "books": "book", "funding-rate": "funding",
+               "trades": "trade"}
+_MAX_ARGS = 30
+
+
+class Okx(Venue):
+    id = "okx"
+    name = "OKX SWAP"
+    ws_url = "wss://ws.okx.com:8443"
+    rest_url = "https://www.okx.com"
+    book_sync = "in_stream"
+    heartbeat_text = "ping"  # OKX closes a connection that is silent for 30 s
+    heartbeat_s = 20.0
+    taker_fee = 0.0005
+    maker_fee = 0.0002
+    metadata_paths = ("/api/v5/public/instruments?instType=SWAP",)
+
+    # -- feed ----------------------------------------------------------------------------
+    def connections(self, instruments: list[Instrument], books: bool = True) -> list[Connection]:
+        channels = ("bbo-tbt", "books", "funding-rate") if books else ("bbo-tbt", "funding-rate")
+        args = [{"channel": c, "instId": i.venue_symbol} for i in instruments for c in channels]
+        msgs = [_op("subscribe", args[k : k + _MAX_ARGS]) for k in range(0, len(args), _MAX_ARGS)]
+        return [Connection(path="/ws/v5/public", subscribe=msgs, instruments=instruments)]
+
+    def resubscribe_book(self, inst: Instrument) -> list[str]:
+        arg = [{"channel": "books", "instId": inst.venue_symbol}]
+        return [_op("unsubscribe", arg), _op("subscribe", arg)]
+
+    def parse(self, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
+        if isinstance(raw, str):
+            raw = raw.encode()
+        if raw[:1] != b"{":
+            stripped = raw.strip()
+            if stripped == b"pong":
+                return []
+            if stripped[:1] != b"{":
+                raise decode_error(self.id, ValueError("not JSON"), raw)
+            raw = stripped
+        if raw.startswith(b'{"event"'):
+            return []  # subscribe acks, errors, service notices
+        i = raw.find(_CHANNEL)
+        if i < 0:
+            return []
+        i += len(_CHANNEL)
+        kind = _KINDS.get(raw[i : raw.find(b'"', i)])
+        if kind is None:
+            return []
+        try:
+            if kind == "book" or kind == "book5":
+                return self._books(_books.decode(raw), kind == "book5", recv_ns)
+            if kind == "bbo":
+                return self._bbo(_books.decode(raw), recv_ns)
+            if kind == "ticker":
+                return self._tickers(_tickers.decode(raw), recv_ns)
+            if kind == "funding":
+                return self._funding(_funding.decode(raw), recv_ns)
+            return self._trades(_trades.decode(raw), recv_ns)
+        except (msgspec.DecodeError, ValueError, IndexError) as exc:
+            raise decode_error(self.id, exc, raw) from None
+
+    def _books(self, msg: _Push[_Book], always_snapshot: bool, recv_ns: int) -> list[MarketEvent]:
+        out: list[MarketEvent] = []
+        for d in msg.data:
+            inst = self.instrument(d.instId or msg.arg.instId)
+            if inst is None:
+                continue
+            common = dict(venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol,
+                          bids=_levels(inst, d.bids), asks=_levels(inst, d.asks),
+                          checksum=d.checksum or None, ts_exchange_ns=d.ts * MS, recv_ns=recv_ns)
+            seq = d.seqId or 0
+            if always_snapshot or msg.action == "snapshot":
+                out.append(BookSnapshot(seq=seq, **common))  # type: ignore[arg-type]
+            else:
+                out.append(BookDelta(first_seq=seq, seq=seq, prev_seq=d.prevSeqId, **common))  # type: ignore[arg-type]
+        return out
+
+    def _bbo(self, msg: _Push[_Book], recv_ns: int) -> list[MarketEvent]:
+        out: list[MarketEvent] = []
+        for d in msg.data:
+            if not d.bids or not d.asks:
+                continue  # one side empty: no quote to compare
+            inst = self.instrument(d.instId or msg.arg.instId)
+            if inst is None:
+                continue
+            (bp, bq, *_), (ap, aq, *_) = d.bids[0], d.asks[0]
+            out.append(Quote(
+                venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol,
+                bid_px=inst.px(bp), bid_qty=inst.qty(bq, bp), ask_px=inst.px(ap), ask_qty=inst.qty(aq, ap),
+                ts_exchange_ns=d.ts * MS, recv_ns=recv_ns,
+            ))
+        return out
+
+    def _tickers(self, msg: _Push[_Ticker], recv_ns: int) -> list[MarketEvent]:
+        out: list[MarketEvent] = []
+        for t in msg.data:
+            if not (t.bidPx and t.bidSz and t.askPx and t.askSz):
+                continue
+            inst = self.instrument(t.instId or msg.arg.instId)
+            if inst is None:
+                continue
+            bp, ap = float(t.bidPx), float(t.askPx)
+            out.append(Quote(
+                venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol,
+                bid_px=inst.px(bp), bid_qty=inst.qty(float(t.bidSz), bp),
+                ask_px=inst.px(ap), ask_qty=inst.qty(float(t.askSz), ap),
+                ts_exchange_ns=t.ts * MS, recv_ns=recv_ns,
+            ))
+        return out
+
+    def _funding(self, msg: _Push[_FundingRate], recv_ns: int) -> list[MarketEvent]:
+        out: list[MarketEvent] = []
+        for f in msg.data:
+            if not f.fundingRate:
+                continue
+            inst = self.instrument(f.instId or msg.arg.instId)
+            if inst is None:
+                continue
+            at = int(f.fundingTime) if f.fundingTime else 0
+            after = int(f.nextFundingTime) if f.nextFundingTime else 0
+            out.append(Funding(
+                venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol,
+                rate=float(f.fundingRate),
+                predicted_rate=float(f.nextFundingRate) if f.nextFundingRate else None,
+                interval_h=(after - at) / HOUR_MS if at and after > at else inst.funding_interval_h,
+                next_funding_ns=at * MS, ts_exchange_ns=int(f.ts) * MS if f.ts else 0, recv_ns=recv_ns,
+            ))
+        return out
+
+    def _trades(self, msg: _Push[_Trade], recv_ns: int) -> list[MarketEvent]:
+        out: list[MarketEvent] = []
+        for t in msg.data:
+            inst = self.instrument(t.instId or msg.arg.instId)
+            if inst is None:
+                continue
+            out.append(Trade(
+                venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, px=inst.px(t.px),
+                qty=inst.qty(t.sz, t.px), side=t.side, trade_id=t.tradeId, ts_exchange_ns=t.ts * MS,
+                recv_ns=recv_ns,
+            ))
+        return out
+
+    # -- metadata ------------------------------------------------------------------------
+    def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
+        if urlsplit(path).path != "/api/v5/public/instruments":
+            return []
+        try:
+            body = _instruments.decode(raw)
+            out = []
+            for i in body.data:
+                if i.instType != "SWAP":
+                    continue
+                base, _, quote = (i.instFamily or i.uly).partition("-")
+                asset, scale = split_multiple(base)
+                out.append(Instrument(
+                    venue=self.id, venue_symbol=i.instId, symbol=canonical_symbol(asset, quote, i.settleCcy),
+                    asset=asset, quote=quote, settle=i.settleCcy, inverse=i.ctType == "inverse",
+                    contract_size=float(i.ctVal) * float(i.ctMult or 1), price_scale=scale,
+                    tick_size=float(i.tickSz), lot_size=float(i.lotSz), min_qty=float(i.minSz),
+                    taker_fee=self.taker_fee, maker_fee=self.maker_fee, funding_interval_h=8.0,
+                    status="active" if i.state == "live" else "inactive", source=self.id,
+                ))
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise decode_error(self.id, exc, raw) from None
+        return out
+
+    # -- simulator -----------------------------------------------------------------------
+    def sim_handle(self, text: str) -> tuple[list[str], list[tuple[str, str]]]:
+        if text == "ping":
+            return ["pong"], []
+        try:
+            msg = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return [], []
+        if not isinstance(msg, dict) or msg.get("op") not in ("subscribe", "unsubscribe"):
+            return [], []
+        op = msg["op"]
+        replies, topics = [], []
+        for arg in msg.get("args", []):
+            replies.append(_enc.encode({"event": op, "arg": arg, "connId": "sim"}).decode())
+            kind = _SIM_TOPICS.get(arg.get("channel", ""))
+            if op == "subscribe" and kind:
+                topics.append((kind, arg.get("instId", "")))
+        return replies, topics
+
+    def sim_quote(self, inst: Instrument, bid: Level, ask: Level, seq: int, ts_ms: int) -> str:
+        d = {"asks": [_row(ask)], "bids": [_row(bid)], "ts": str(ts_ms), "seqId": seq}
+        return _enc.encode({"arg": {"channel": "bbo-tbt", "instId": inst.venue_symbol}, "data": [d]}).decode()
+
+    def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
+                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
+        d = {"asks": [_row(a) for a in asks], "bids": [_row(b) for b in bids], "ts": str(ts_ms),
+             "checksum": 0, "prevSeqId": -1 if snapshot else prev_seq, "seqId": seq}
+        return _enc.encode({"arg": {"channel": "books", "instId": inst.venue_symbol},
+                            "action": "snapshot" if snapshot else "update", "data": [d]}).decode()
+
+    def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                    ts_ms: int) -> str:
+        s = inst.venue_symbol
+        d = {"instType": "SWAP", "instId": s, "fundingRate": _fmt(rate), "fundingTime": str(next_ms),
+             "nextFundingRate": "", "method": "current_period",
+             "nextFundingTime": str(next_ms + round(inst.funding_interval_h * HOUR_MS)), "ts": str(ts_ms)}
+        return _enc.encode({"arg": {"channel": "funding-rate", "instId": s}, "data": [d]}).decode()
+
+    def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
+        data = []
+        for i in instruments:
+            base = i.venue_symbol.split("-")[0]
+            data.append({
+                "instType": "SWAP", "instId": i.venue_symbol, "uly": f"{base}-{i.quote}",
+                "instFamily": f"{base}-{i.quote}", "settleCcy": i.settle,
+                "ctType": "inverse" if i.inverse else "linear", "ctVal": _fmt(i.contract_size), "ctMult": "1",
+                "ctValCcy": i.quote if i.inverse else base, "tickSz": _fmt(i.tick_size),
+                "lotSz": _fmt(i.lot_size), "minSz": _fmt(i.min_qty),
+                "state": "live" if i.status == "active" else "suspend",
+            })
+        return {self.metadata_paths[0]: _enc.encode({"code": "0", "msg": "", "data": data})}
+
+
+def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
+    return [(inst.px(r[0]), inst.qty(r[1], r[0])) for r in rows]
+
+
+def _op(op: str, args: list[dict[str, str]]) -> str:
+    return _enc.encode({"op": op, "args": args}).decode()
+
+
+def _row(level: Level) -> list[str]:
+    return [_fmt(level[0]), _fmt(level[1]), "0", "1"]
+
+
+def _fmt(x: float) -> str:
+    """Shortest text that reads back as ``x``, without an exponent (OKX sends plain decimals)."""
+    s = repr(float(x))
+    if "e" in s or "E" in s:
+        s = format(Decimal(s), "f")
+    return s[:-2] if s.endswith(".0") else s
+
+
+register(Okx)
