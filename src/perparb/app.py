@@ -8,8 +8,8 @@ import contextlib
 import logging
 import sys
 import time
-from pathlib import Path
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp

@@ -57,7 +57,7 @@ def book_throughput(adapter: Venue, lines: list[bytes], rest_snapshots: list[byt
             books[s.venue_symbol].on_snapshot(s)
         for line in lines:
             for ev in adapter.parse(line, 0):
-                sb = books.get(ev.venue_symbol)  # type: ignore[union-attr]
+                sb = books.get(ev.venue_symbol)
                 if sb is None:
                     continue
                 if type(ev) is BookDelta:

@@ -17,7 +17,7 @@ from rich.table import Table
 from perparb.config import ConfigError, Settings, load_settings, venues_from_flag
 from perparb.instruments.snapshot import load_registry
 from perparb.venues import venue_class, venue_ids
-from perparb.venues.base import DecodeError
+from perparb.venues.base import DecodeError, Venue
 
 app = typer.Typer(help="perparb: cross-exchange perpetual futures arbitrage.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -145,7 +145,7 @@ def decode(
         raise typer.Exit(1)
 
 
-def _adapter(venue: str, metadata: list[Path] | None):  # type: ignore[no-untyped-def]
+def _adapter(venue: str, metadata: list[Path] | None) -> Venue:
     if venue not in venue_ids():
         err.print(f"[red]error:[/] unknown venue {venue!r}; known: {', '.join(venue_ids())}")
         raise typer.Exit(2)

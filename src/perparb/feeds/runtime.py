@@ -13,7 +13,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import aiohttp
 import websockets
@@ -57,8 +58,8 @@ class VenueFeed:
         self.tap = tap
         self.http = http
         self._sockets: list[ClientConnection | None] = []
-        self._open = 0
         self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     # -- REST ----------------------------------------------------------------------------
     async def get(self, path: str) -> bytes | None:
@@ -88,11 +89,16 @@ class VenueFeed:
         self._sockets = [None] * len(conns)
         await asyncio.gather(*(self._connection(n, c) for n, c in enumerate(conns)))
 
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def stop(self) -> None:
         self._stop.set()
         for ws in self._sockets:
             if ws is not None:
-                asyncio.ensure_future(ws.close())
+                self._spawn(ws.close())
 
     async def _connection(self, n: int, conn: Connection) -> None:
         backoff = Backoff()
@@ -119,8 +125,7 @@ class VenueFeed:
                 await asyncio.wait_for(self._stop.wait(), backoff.next())
 
     def _mark_closed(self) -> None:
-        self._open = sum(ws is not None for ws in self._sockets)
-        if self._open == 0:
+        if all(ws is None for ws in self._sockets):
             self.engine.set_connected(self.venue, False, time.time_ns())
 
     async def _session(self, n: int, ws: ClientConnection, conn: Connection) -> None:
@@ -166,7 +171,7 @@ class VenueFeed:
         while queue:
             req: Request = queue.popleft()
             if req.kind == "rest":
-                asyncio.create_task(self.get(str(req.payload)))
+                self._spawn(self.get(str(req.payload)))
             elif req.kind == "send":
                 for msg in req.payload:
                     await ws.send(msg)

@@ -38,6 +38,6 @@ async def refresh_snapshot(out: Path | None = None) -> Path:
                 sources[f"{vid} {path}"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if not len(registry):
         raise RuntimeError("no venue answered; the snapshot was not changed")
-    path = out or user_snapshot_path()
-    save_snapshot(Snapshot(built_ns=time.time_ns(), sources=sources, instruments=registry.all()), path)
-    return path
+    target = out or user_snapshot_path()
+    save_snapshot(Snapshot(built_ns=time.time_ns(), sources=sources, instruments=registry.all()), target)
+    return target

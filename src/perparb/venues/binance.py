@@ -10,6 +10,7 @@ until settlement); Binance publishes no rate beyond it. The interval is 8 h unle
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -130,7 +131,7 @@ class Binance(Venue):
                 return self._instrument(venue_symbol, venue_symbol[: -len(quote)], quote, quote, "derived")
         return None
 
-    def _instrument(self, sym: str, base: str, quote: str, settle: str, status: str, **kw: float) -> Instrument:
+    def _instrument(self, sym: str, base: str, quote: str, settle: str, status: str, **kw: Any) -> Instrument:
         asset, scale = split_multiple(base)
         return Instrument(
             venue=self.id, venue_symbol=sym, symbol=canonical_symbol(asset, quote, settle), asset=asset,
@@ -189,12 +190,12 @@ class Binance(Venue):
             scale = inst.price_scale
             bids = [(p / scale, q * scale) for p, q in d.b]
             asks = [(p / scale, q * scale) for p, q in d.a]
-            common = dict(venue=self.id, symbol=inst.symbol, venue_symbol=d.s, bids=bids, asks=asks,
+            common: dict[str, Any] = dict(venue=self.id, symbol=inst.symbol, venue_symbol=d.s, bids=bids, asks=asks,
                           ts_exchange_ns=d.E * MS, recv_ns=recv_ns)
             # Partial-depth streams (@depth5/10/20) carry the whole top N every time.
             if stream and "@depth" in stream and stream.split("@")[1][5:7].isdigit():
-                return [BookSnapshot(seq=d.u, **common)]  # type: ignore[arg-type]
-            return [BookDelta(first_seq=d.U, seq=d.u, prev_seq=d.pu, **common)]  # type: ignore[arg-type]
+                return [BookSnapshot(seq=d.u, **common)]
+            return [BookDelta(first_seq=d.U, seq=d.u, prev_seq=d.pu, **common)]
         if b'"e":"markPriceUpdate"' in buf:
             marks = _marks.decode(buf) if buf.lstrip().startswith(b"[") else [_mark.decode(buf)]
             return [f for m in marks if (f := self._funding(m, recv_ns)) is not None]
