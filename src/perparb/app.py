@@ -57,6 +57,8 @@ class Session:
         self.engine = build_engine(settings, self.registry)
         self.endpoints = endpoints or {}
         self.feeds: dict[str, VenueFeed] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.http: aiohttp.ClientSession | None = None
         self.started_ns = 0
 
     def _urls(self, venue: str) -> tuple[str, str]:
@@ -66,32 +68,40 @@ class Session:
         return (vs.ws_url or ep.get("ws_url") or adapter.ws_url,
                 vs.rest_url or ep.get("rest_url") or adapter.rest_url)
 
-    async def run(self, duration: float | None, view: bool = False) -> dict[str, Any]:
+    async def start(self) -> None:
+        """Load each venue's metadata, then connect its feeds."""
         self.started_ns = time.time_ns()
-        async with aiohttp.ClientSession() as http:
-            for venue in self.engine.adapters:
-                ws_url, rest_url = self._urls(venue)
-                feed = VenueFeed(self.engine, venue, [], ws_url, rest_url,
-                                 books=self.settings.venues[venue].books, http=http)
-                await feed.load_metadata()
-                feed.instruments = self.registry.select(venue, self.settings.assets)
-                if not feed.instruments:
-                    log.warning("%s: none of %s is listed; not connecting", venue, ",".join(self.settings.assets))
-                    continue
-                self.feeds[venue] = feed
-            tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
-            try:
-                await self._watch(duration, view)
-                summary = self.summary()
-            finally:
-                for f in self.feeds.values():
-                    f.stop()
-                for t in tasks:
-                    t.cancel()
-                for t in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await t
-        return summary
+        self.http = aiohttp.ClientSession()
+        for venue in self.engine.adapters:
+            ws_url, rest_url = self._urls(venue)
+            feed = VenueFeed(self.engine, venue, [], ws_url, rest_url,
+                             books=self.settings.venues[venue].books, http=self.http)
+            await feed.load_metadata()
+            feed.instruments = self.registry.select(venue, self.settings.assets)
+            if not feed.instruments:
+                log.warning("%s: none of %s is listed; not connecting", venue, ",".join(self.settings.assets))
+                continue
+            self.feeds[venue] = feed
+        self.tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
+
+    async def stop(self) -> None:
+        for f in self.feeds.values():
+            f.stop()
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.http is not None:
+            await self.http.close()
+
+    async def run(self, duration: float | None, view: bool = False) -> dict[str, Any]:
+        await self.start()
+        try:
+            await self._watch(duration, view)
+            return self.summary()
+        finally:
+            await self.stop()
 
     async def _watch(self, duration: float | None, view: bool) -> None:
         deadline = None if duration is None else time.monotonic() + duration

@@ -36,7 +36,6 @@ class SimBook:
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
         self.seq = 0
-        self.prev_seq = 0
 
     def _size(self, native_px: float, mid: float) -> float:
         # About 10-60k quote currency per level, in the venue's quantity units.

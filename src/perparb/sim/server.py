@@ -52,6 +52,7 @@ class _Client:
     ws: web.WebSocketResponse
     topics: set[tuple[str, str]] = field(default_factory=set)
     pending_snapshots: set[str] = field(default_factory=set)
+    new_funding: set[str] = field(default_factory=set)
 
 
 class SimVenue:
@@ -123,6 +124,8 @@ class SimVenue:
                         client.topics.add((kind, sym))
                         if kind == "book" and self.venue.book_sync != "rest_bridged":
                             client.pending_snapshots.add(sym)
+                        if kind == "funding":
+                            client.new_funding.add(sym)
         finally:
             with contextlib.suppress(ValueError):
                 self.clients.remove(client)
@@ -148,10 +151,10 @@ class SimVenue:
             inst = book.inst
             mid = self.model.venue_mid(v.id, inst.asset)
             bid_changes, ask_changes = book.step(mid, self.half_spread_bps)
-            first = book.seq + 1
-            book.seq += 1 + self.skip.pop(sym, 0)
-            prev, book.prev_seq = book.prev_seq, book.seq
-            delta = v.sim_book(inst, False, bid_changes, ask_changes, book.seq, prev, first, now_ms)
+            # A gap is updates the client never receives: the next one chains to a lost one.
+            prev = book.seq + self.skip.pop(sym, 0)
+            book.seq = prev + 1
+            delta = v.sim_book(inst, False, bid_changes, ask_changes, book.seq, prev, book.seq, now_ms)
             bid, ask = book.top()
             quote = v.sim_quote(inst, bid, ask, book.seq, now_ms)
             for c in self.clients:
@@ -176,11 +179,18 @@ class SimVenue:
             next_ms = (now_ms // interval_ms + 1) * interval_ms
             mid = self.model.venue_mid(v.id, inst.asset)
             index = self.model.mid[inst.asset]
-            msg = v.sim_funding(inst, self.model.funding[(v.id, inst.asset)], next_ms,
-                                inst.native_px(mid), inst.native_px(index), now_ms)
+            args = (inst, self.model.funding[(v.id, inst.asset)], next_ms, inst.native_px(mid),
+                    inst.native_px(index), now_ms)
+            msg = v.sim_funding(*args, full=False)
+            full = None
             for c in self.clients:
                 if ("funding", sym) in c.topics:
-                    sent += await self._send(c, msg)
+                    if sym in c.new_funding:  # a new subscriber first gets the whole state
+                        c.new_funding.discard(sym)
+                        full = full or v.sim_funding(*args, full=True)
+                        sent += await self._send(c, full)
+                    else:
+                        sent += await self._send(c, msg)
         return sent
 
     async def _send(self, c: _Client, text: str) -> int:
@@ -209,6 +219,15 @@ class Simulator:
             self.venues[vid] = SimVenue(adapter, insts, self.model, random.Random(self.rng.random()))
         self._task: asyncio.Task[None] | None = None
         self.messages = 0
+        self.running = asyncio.Event()
+        self.running.set()
+
+    def pause(self) -> None:
+        """Stop moving the market (connections stay open and heartbeats go on)."""
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
 
     async def start(self, host: str = "127.0.0.1", base_port: int = 0) -> None:
         for n, sv in enumerate(self.venues.values()):
@@ -229,6 +248,7 @@ class Simulator:
     async def _run(self) -> None:
         last_funding = 0.0
         while True:
+            await self.running.wait()
             self.model.step(self.tick_s)
             now = time.time()
             now_ms = int(now * 1000)

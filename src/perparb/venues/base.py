@@ -119,7 +119,8 @@ class Venue:
         raise NotImplementedError
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
-                    ts_ms: int) -> str:
+                    ts_ms: int, full: bool = True) -> str:
+        """Funding message; ``full`` False lets delta-merged channels send changes only."""
         raise NotImplementedError
 
     def sim_rest_book(self, path: str) -> str | None:

@@ -302,7 +302,7 @@ class Binance(Venue):
         return _enc.encode({"stream": f"{s.lower()}@depth@100ms", "data": d}).decode()
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
-                    ts_ms: int) -> str:
+                    ts_ms: int, full: bool = True) -> str:
         s = inst.venue_symbol
         d = {"e": "markPriceUpdate", "E": ts_ms, "s": s, "p": _fmt(mark), "i": _fmt(index), "P": _fmt(mark),
              "r": f"{rate:.8f}", "T": next_ms}

@@ -384,13 +384,13 @@ class Bybit(Venue):
         }).decode()
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
-                    ts_ms: int) -> str:
+                    ts_ms: int, full: bool = True) -> str:
         s = inst.venue_symbol
         now = {"markPrice": _fmt(mark), "indexPrice": _fmt(index), "fundingIntervalHour": _fmt(inst.funding_interval_h),
                "nextFundingTime": str(next_ms), "fundingRate": _fmt(rate)}
         last = self._sim_tickers.get(s)
         self._sim_tickers[s] = now
-        if last is None:
+        if full or last is None:
             kind, data = "snapshot", {"symbol": s, **now}
         else:
             kind, data = "delta", {"symbol": s, **{k: v for k, v in now.items() if last.get(k) != v}}

@@ -315,7 +315,7 @@ class Okx(Venue):
                             "action": "snapshot" if snapshot else "update", "data": [d]}).decode()
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
-                    ts_ms: int) -> str:
+                    ts_ms: int, full: bool = True) -> str:
         s = inst.venue_symbol
         d = {"instType": "SWAP", "instId": s, "fundingRate": _fmt(rate), "fundingTime": str(next_ms),
              "nextFundingRate": "", "method": "current_period",
