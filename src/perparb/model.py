@@ -61,7 +61,9 @@ class Instrument(msgspec.Struct, kw_only=True, frozen=True):
         return qty / (self.contract_size * self.price_scale)
 
 
-class Quote(msgspec.Struct, tag="quote", tag_field="type", kw_only=True, gc=False):
+class Quote(msgspec.Struct, tag="quote", tag_field="type", gc=False):
+    """Best bid and ask. Positional construction is allowed (hot path), in this field order."""
+
     venue: str
     symbol: str
     venue_symbol: str

@@ -21,7 +21,7 @@ from perparb.venues import register
 from perparb.venues.base import MS, Connection, Venue, decode_error
 
 
-class _BookTicker(msgspec.Struct):
+class _BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
     s: str
     b: float
     B: float
@@ -29,10 +29,9 @@ class _BookTicker(msgspec.Struct):
     A: float
     E: int = 0
     T: int = 0
-    u: int = 0
 
 
-class _Depth(msgspec.Struct):
+class _Depth(msgspec.Struct, tag_field="e", tag="depthUpdate"):
     s: str
     U: int
     u: int
@@ -42,7 +41,7 @@ class _Depth(msgspec.Struct):
     E: int = 0
 
 
-class _MarkPrice(msgspec.Struct):
+class _MarkPrice(msgspec.Struct, tag_field="e", tag="markPriceUpdate"):
     s: str
     p: float
     r: str = ""
@@ -51,15 +50,32 @@ class _MarkPrice(msgspec.Struct):
     i: float | None = None
 
 
-class _Trade(msgspec.Struct):
+class _AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
     s: str
     p: float
     q: float
     T: int
     m: bool
-    E: int = 0
-    a: int | None = None
-    t: int | None = None
+    a: int = 0
+
+
+class _Trade(msgspec.Struct, tag_field="e", tag="trade"):
+    s: str
+    p: float
+    q: float
+    T: int
+    m: bool
+    t: int = 0
+
+
+_Event = _BookTicker | _Depth | _MarkPrice | _AggTrade | _Trade | list[_MarkPrice]
+
+
+class _Wrapped(msgspec.Struct):
+    """Combined-stream envelope; the stream name tells partial-depth snapshots apart."""
+
+    data: _Event
+    stream: str = ""
 
 
 class _RestDepth(msgspec.Struct):
@@ -68,11 +84,6 @@ class _RestDepth(msgspec.Struct):
     asks: list[Level]
     E: int = 0
     T: int = 0
-
-
-class _Envelope(msgspec.Struct):
-    stream: str = ""
-    data: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class _Filter(msgspec.Struct, omit_defaults=True):
@@ -102,13 +113,12 @@ class _FundingInfo(msgspec.Struct):
     fundingIntervalHours: float
 
 
-def _dec(t: type) -> msgspec.json.Decoder:
+def _dec(t: Any) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(t, strict=False)
 
 
-_ticker, _depth, _mark, _trade = _dec(_BookTicker), _dec(_Depth), _dec(_MarkPrice), _dec(_Trade)
-_marks = _dec(list[_MarkPrice])
-_envelope, _rest_depth = _dec(_Envelope), _dec(_RestDepth)
+_WRAPPED = (b'{"stream":', '{"stream":')
+_wrapped, _event, _rest_depth = _dec(_Wrapped), _dec(_Event), _dec(_RestDepth)
 _exchange_info, _funding_info = _dec(_ExchangeInfo), _dec(list[_FundingInfo])
 _enc = msgspec.json.Encoder()
 
@@ -159,58 +169,69 @@ class Binance(Venue):
         return out
 
     def parse(self, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
-        if isinstance(raw, str):
-            raw = raw.encode()
+        stream = ""
         try:
-            if raw.startswith(b'{"stream"'):
-                env = _envelope.decode(raw)
-                return self._parse_data(env.data, recv_ns, env.stream)
-            return self._parse_data(raw, recv_ns, "")
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            if raw[:10] in _WRAPPED:
+                w = _wrapped.decode(raw)
+                ev, stream = w.data, w.stream
+            else:
+                ev = _event.decode(raw)
+        except msgspec.ValidationError as exc:
+            return self._other(raw, exc)
+        except msgspec.DecodeError as exc:
             raise decode_error(self.id, exc, raw) from None
+        t = type(ev)
+        if t is _BookTicker:
+            sym = ev.s
+            inst = self.table.get(sym) or self.instrument(sym)
+            if inst is None:
+                return []
+            scale = inst.price_scale
+            return [Quote("binance", inst.symbol, sym, ev.b / scale, ev.B * scale, ev.a / scale, ev.A * scale,
+                          (ev.E or ev.T) * MS, recv_ns)]
+        if t is _Depth:
+            return self._depth(ev, recv_ns, stream)
+        if t is list:
+            return [f for m in ev if (f := self._funding(m, recv_ns)) is not None]
+        if t is _MarkPrice:
+            f = self._funding(ev, recv_ns)
+            return [f] if f is not None else []
+        inst = self.instrument(ev.s)
+        if inst is None:
+            return []
+        return [Trade(
+            venue=self.id, symbol=inst.symbol, venue_symbol=ev.s, px=ev.p / inst.price_scale,
+            qty=ev.q * inst.price_scale, side="sell" if ev.m else "buy",
+            trade_id=str(ev.a if t is _AggTrade else ev.t), ts_exchange_ns=ev.T * MS, recv_ns=recv_ns,
+        )]
 
-    def _parse_data(self, data: bytes | msgspec.Raw, recv_ns: int, stream: str) -> list[MarketEvent]:
-        buf = bytes(data) if isinstance(data, msgspec.Raw) else data
-        if b'"e":"bookTicker"' in buf:
-            t = _ticker.decode(buf)
-            inst = self.instrument(t.s)
-            if inst is None:
-                return []
-            scale = inst.price_scale
-            return [Quote(
-                venue=self.id, symbol=inst.symbol, venue_symbol=t.s,
-                bid_px=t.b / scale, bid_qty=t.B * scale, ask_px=t.a / scale, ask_qty=t.A * scale,
-                ts_exchange_ns=(t.E or t.T) * MS, recv_ns=recv_ns,
-            )]
-        if b'"e":"depthUpdate"' in buf:
-            d = _depth.decode(buf)
-            inst = self.instrument(d.s)
-            if inst is None:
-                return []
-            scale = inst.price_scale
-            bids = [(p / scale, q * scale) for p, q in d.b]
-            asks = [(p / scale, q * scale) for p, q in d.a]
-            common: dict[str, Any] = dict(venue=self.id, symbol=inst.symbol, venue_symbol=d.s, bids=bids, asks=asks,
-                          ts_exchange_ns=d.E * MS, recv_ns=recv_ns)
-            # Partial-depth streams (@depth5/10/20) carry the whole top N every time.
-            if stream and "@depth" in stream and stream.split("@")[1][5:7].isdigit():
-                return [BookSnapshot(seq=d.u, **common)]
-            return [BookDelta(first_seq=d.U, seq=d.u, prev_seq=d.pu, **common)]
-        if b'"e":"markPriceUpdate"' in buf:
-            marks = _marks.decode(buf) if buf.lstrip().startswith(b"[") else [_mark.decode(buf)]
-            return [f for m in marks if (f := self._funding(m, recv_ns)) is not None]
-        if b'"e":"aggTrade"' in buf or b'"e":"trade"' in buf:
-            t2 = _trade.decode(buf)
-            inst = self.instrument(t2.s)
-            if inst is None:
-                return []
-            tid = t2.a if t2.a is not None else t2.t
-            return [Trade(
-                venue=self.id, symbol=inst.symbol, venue_symbol=t2.s, px=t2.p / inst.price_scale,
-                qty=t2.q * inst.price_scale, side="sell" if t2.m else "buy", trade_id=str(tid),
-                ts_exchange_ns=t2.T * MS, recv_ns=recv_ns,
-            )]
-        return []  # acks ({"result":null,"id":1}), tickers, liquidations, klines
+    def _other(self, raw: str | bytes, exc: Exception) -> list[MarketEvent]:
+        """Messages that are not market data (acks, tickers, liquidations) give no events;
+        known market data with wrong fields is an error."""
+        try:
+            msg = msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            raise decode_error(self.id, exc, raw) from None
+        data = msg.get("data", msg) if isinstance(msg, dict) else msg
+        kind = data.get("e") if isinstance(data, dict) else None
+        if kind in ("bookTicker", "depthUpdate", "markPriceUpdate", "aggTrade", "trade") or (
+                isinstance(data, list) and data):
+            raise decode_error(self.id, exc, raw)
+        return []
+
+    def _depth(self, d: _Depth, recv_ns: int, stream: str) -> list[MarketEvent]:
+        inst = self.instrument(d.s)
+        if inst is None:
+            return []
+        scale = inst.price_scale
+        bids = [(p / scale, q * scale) for p, q in d.b]
+        asks = [(p / scale, q * scale) for p, q in d.a]
+        # Partial-depth streams (@depth5/10/20) carry the whole top N every time.
+        if stream[stream.find("@depth") + 6: stream.find("@depth") + 7].isdigit():
+            return [BookSnapshot(venue=self.id, symbol=inst.symbol, venue_symbol=d.s, bids=bids, asks=asks,
+                                 seq=d.u, ts_exchange_ns=d.E * MS, recv_ns=recv_ns)]
+        return [BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=d.s, bids=bids, asks=asks,
+                          first_seq=d.U, seq=d.u, prev_seq=d.pu, ts_exchange_ns=d.E * MS, recv_ns=recv_ns)]
 
     def _funding(self, m: _MarkPrice, recv_ns: int) -> Funding | None:
         inst = self.instrument(m.s)
