@@ -144,10 +144,6 @@ def test_fixtures_variable_is_not_a_setting() -> None:
     assert s.assets == ["BTC", "ETH", "SOL"]
 
 
-@pytest.mark.xfail(strict=True, raises=ConfigError, reason=(
-    "BUG config.py load_settings: every PERPARB_* variable except PERPARB_FIXTURES becomes a setting, "
-    "so PERPARB_HOME (the snapshot folder read by instruments/snapshot.py and refresh.py) fails with "
-    "'home: Extra inputs are not permitted'"))
 def test_perparb_home_is_not_a_setting() -> None:
     s = load_settings(env={"PERPARB_HOME": "/tmp/perparb-home"})
     assert s.assets == ["BTC", "ETH", "SOL"]
@@ -186,9 +182,6 @@ def test_venues_flag_enables_exactly_those() -> None:
     assert "binance" not in s.enabled_venues()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG config.py load_settings/venues_from_flag: --venues replaces the whole 'venues' table, so the "
-    "file's settings for the chosen venues (ws_url, taker_fee, api keys...) are dropped"))
 def test_venues_flag_keeps_file_settings_of_chosen_venue(tmp_path: Path) -> None:
     text = '[venues.binance]\nws_url = "ws://127.0.0.1:9100"\ntaker_fee = 0.0004\n[venues.okx]\n'
     s = load_settings(_write(tmp_path, "c.toml", text), overrides={"venues": venues_from_flag("binance")}, env={})

@@ -31,7 +31,7 @@ async def running() -> AsyncIterator[tuple[Simulator, Session]]:
     registry = load_registry()
     sim = Simulator(registry, VENUES, ASSETS, seed=3, tick_s=0.05)
     await sim.start()
-    settings = load_settings(None, {"venues": {v: {} for v in VENUES}, "assets": ",".join(ASSETS)}, env={})
+    settings = load_settings(None, {"venues": VENUES, "assets": ",".join(ASSETS)}, env={})
     session = Session(settings, sim.endpoints(), registry)
     await session.start()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -153,7 +154,12 @@ def _adapter(venue: str, metadata: list[Path] | None) -> Venue:
     adapter = venue_class(venue)(registry)
     for path in metadata or []:
         raw = path.read_bytes()
-        specs = [s for p in adapter.metadata_paths for s in adapter.parse_metadata(p, raw)]
+        specs = []
+        for p in adapter.metadata_paths:  # the file does not say which request it answered
+            with contextlib.suppress(DecodeError):
+                specs = adapter.parse_metadata(p, raw)
+            if specs:
+                break
         if not specs:
             err.print(f"[red]error:[/] {path} is not a {venue} metadata response")
             raise typer.Exit(2)
@@ -193,7 +199,8 @@ def markets(
     for i in rows:
         table.add_row(i.venue, i.venue_symbol, i.symbol, i.asset, f"{i.contract_size:g}", f"{i.price_scale:g}",
                       "yes" if i.inverse else "", i.settle, f"{i.funding_interval_h:g}", i.status)
-    Console().print(table)
+    # Piped output keeps whole columns rather than the 80-column default.
+    Console(width=None if sys.stdout.isatty() else 250).print(table)
 
 
 @bench_app.command("decode")

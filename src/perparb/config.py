@@ -2,7 +2,8 @@
 
 Precedence, lowest first: defaults, the file, ``PERPARB_*`` environment variables
 (``PERPARB_SCANNER__MIN_EDGE_BPS=3``, ``PERPARB_ASSETS=BTC,ETH``; ``__`` separates levels),
-then command-line flags. A bad file fails at start with the key and the problem.
+then command-line flags. ``--venues`` enables exactly the listed venues and keeps their
+settings. A bad file fails at start with the key and the problem.
 """
 
 from __future__ import annotations
@@ -58,8 +59,13 @@ class StorageSettings(_Model):
     capture: bool = False
 
 
+DEFAULT_VENUES = ("binance", "okx", "bybit")
+# PERPARB_* variables that are not settings.
+RESERVED_ENV = frozenset({"PERPARB_HOME", "PERPARB_FIXTURES"})
+
+
 def _default_venues() -> dict[str, VenueSettings]:
-    return {v: VenueSettings() for v in ("binance", "okx", "bybit")}
+    return {v: VenueSettings() for v in DEFAULT_VENUES}
 
 
 class Settings(_Model):
@@ -143,12 +149,24 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
                   env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     tree: dict[str, Any] = _substitute(read_file(path), "", env) if path else {}
+    # A file's [venues] table is the venue list; without one, the default venues. The
+    # environment and flags refine that list.
+    tree.setdefault("venues", {v: {} for v in DEFAULT_VENUES})
     for name, value in sorted(env.items()):
-        if name.startswith("PERPARB_") and name not in ("PERPARB_FIXTURES",):
+        if name.startswith("PERPARB_") and name not in RESERVED_ENV:
             _set(tree, name[len("PERPARB_"):].lower().replace("__", "."), value)
+    only = None
     for dotted, value in (overrides or {}).items():
-        if value is not None:
+        if dotted == "venues" and isinstance(value, list):
+            only = value
+        elif value is not None:
             _set(tree, dotted, value)
+    if only is not None:
+        venues = tree["venues"] if isinstance(tree.get("venues"), dict) else {}
+        for name in set(venues) | set(only):
+            entry = venues.get(name)
+            venues[name] = {**(entry if isinstance(entry, dict) else {}), "enabled": name in only}
+        tree["venues"] = venues
     try:
         return Settings.model_validate(tree)
     except ValidationError as exc:
@@ -160,7 +178,7 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
         raise ConfigError(f"{source} is not valid:\n" + "\n".join(lines)) from None
 
 
-def venues_from_flag(names: str) -> dict[str, dict[str, Any]]:
-    """``--venues binance,okx`` enables exactly these venues."""
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
-    return {n: {"enabled": True} for n in wanted}
+def venues_from_flag(names: str) -> list[str]:
+    """``--venues binance,okx``: exactly these venues are enabled; their settings are kept.
+    Pass the result as the ``venues`` override of ``load_settings``."""
+    return [n.strip() for n in names.split(",") if n.strip()]

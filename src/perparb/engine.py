@@ -41,16 +41,25 @@ class Engine:
     def __init__(self, registry: Registry, venues: Iterable[str], scanner: SpreadScanner | None = None,
                  books: bool = True) -> None:
         self.registry = registry
-        self.adapters: dict[str, Venue] = {v: venue_class(v)(registry) for v in venues}
-        self.status = {v: VenueStatus(venue=v) for v in self.adapters}
+        self.adapters: dict[str, Venue] = {}
+        self.status: dict[str, VenueStatus] = {}
+        self.requests: dict[str, deque[Request]] = {}
         self.scanner = scanner or SpreadScanner()
         self.use_books = books
         self.books: dict[tuple[str, str], SyncedBook] = {}
         self.funding: dict[tuple[str, str], Funding] = {}
         self.trades = 0
         self.now_ns = 0
-        self.requests: dict[str, deque[Request]] = {v: deque() for v in self.adapters}
         self._warned: set[str] = set()
+        for v in venues:
+            self.add_venue(v)
+
+    def add_venue(self, venue: str) -> None:
+        """Start handling a venue (raises KeyError naming the known ones if it is unknown)."""
+        if venue not in self.adapters:
+            self.adapters[venue] = venue_class(venue)(self.registry)
+            self.status[venue] = VenueStatus(venue=venue)
+            self.requests[venue] = deque()
 
     # -- clock ---------------------------------------------------------------------------
     def advance(self, now_ns: int) -> None:

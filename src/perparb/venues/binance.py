@@ -268,7 +268,12 @@ class Binance(Venue):
 
     # -- metadata ------------------------------------------------------------------------
     def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
-        p = urlsplit(path).path
+        try:
+            return self._metadata(urlsplit(path).path, raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise decode_error(self.id, exc, raw) from None
+
+    def _metadata(self, p: str, raw: str | bytes) -> list[Instrument]:
         if p == "/fapi/v1/exchangeInfo":
             out = []
             for s in _exchange_info.decode(raw).symbols:
