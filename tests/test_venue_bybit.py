@@ -276,7 +276,7 @@ def test_sim_encoders_round_trip() -> None:
     assert isinstance(d, BookDelta) and (d.seq, d.prev_seq) == (41, 40) and d.bids == [(PEPE.px(0.0123), 0.0)]
 
     first = sim.sim_funding(PEPE, 0.0001, 1_700_003_600_000, 0.0125, 0.01251, 7)
-    second = sim.sim_funding(PEPE, -0.00025, 1_700_003_600_000, 0.0125, 0.01249, 8)
+    second = sim.sim_funding(PEPE, -0.00025, 1_700_003_600_000, 0.0125, 0.01249, 8, full=False)
     assert json.loads(first)["type"] == "snapshot"
     delta = json.loads(second)
     assert delta["type"] == "delta" and set(delta["data"]) == {"symbol", "fundingRate", "indexPrice"}

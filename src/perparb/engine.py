@@ -81,6 +81,11 @@ class Engine:
             st.last_error = str(exc)
             self._warn(str(exc))
             return
+        except Exception as exc:  # a parser bug must not take the feed down
+            st.decode_errors += 1
+            st.last_error = f"{venue}: {type(exc).__name__}: {exc}"
+            log.exception("%s: unexpected error decoding %r", venue, raw[:200])
+            return
         if adapter.problems:
             self._problems(venue, adapter)
         for ev in events:

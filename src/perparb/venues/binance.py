@@ -237,8 +237,12 @@ class Binance(Venue):
         inst = self.instrument(m.s)
         if inst is None or not m.r:
             return None
+        try:
+            rate = float(m.r)
+        except ValueError as exc:
+            raise decode_error(self.id, exc, f"markPriceUpdate {m.s} r={m.r!r}") from None
         return Funding(
-            venue=self.id, symbol=inst.symbol, venue_symbol=m.s, rate=float(m.r),
+            venue=self.id, symbol=inst.symbol, venue_symbol=m.s, rate=rate,
             interval_h=inst.funding_interval_h, next_funding_ns=m.T * MS, mark_px=m.p / inst.price_scale,
             index_px=m.i / inst.price_scale if m.i is not None else None,
             ts_exchange_ns=m.E * MS, recv_ns=recv_ns,
@@ -292,9 +296,10 @@ class Binance(Venue):
                 ))
             return out
         if p == "/fapi/v1/fundingInfo":
+            # Only symbols off the default are listed: every other one is back to 8 h.
             hours = {f.symbol: f.fundingIntervalHours for f in _funding_info.decode(raw)}
-            return [msgspec.structs.replace(i, funding_interval_h=hours[s])
-                    for s, i in self.table.items() if s in hours]
+            return [msgspec.structs.replace(i, funding_interval_h=hours.get(s, 8.0))
+                    for s, i in self.table.items() if i.funding_interval_h != hours.get(s, 8.0)]
         return []
 
     # -- simulator -----------------------------------------------------------------------
