@@ -62,11 +62,17 @@ class OrderBook:
         self.apply(bids, asks)
 
     def apply(self, bids: list[Level], asks: list[Level]) -> None:
-        bset, aset = self.bids.set, self.asks.set
-        for px, qty in bids:
-            bset(px, qty)
-        for px, qty in asks:
-            aset(px, qty)
+        # Side.set inlined: this loop is the hot path of every book update.
+        for side, changes in ((self.bids, bids), (self.asks, asks)):
+            levels, keys, sign = side.levels, side.keys, side.sign
+            for px, qty in changes:
+                if qty > 0.0:
+                    if px not in levels:
+                        insort(keys, px * sign)
+                    levels[px] = qty
+                elif px in levels:
+                    del levels[px]
+                    del keys[bisect_left(keys, px * sign)]
 
     def best_bid(self) -> Level | None:
         return self.bids.best()

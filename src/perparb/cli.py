@@ -33,11 +33,20 @@ AssetsOpt = Annotated[str | None, typer.Option(help="Comma-separated canonical a
 DurationOpt = Annotated[float | None, typer.Option(help="Run this many seconds, then print a summary.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
 EdgeOpt = Annotated[float | None, typer.Option(help="Minimum net edge in basis points.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override any setting: --set scanner.max_quote_age_ms=2000 (repeatable).")]
 
 
 def _settings(config: Path | None, venues: str | None, assets: str | None,
-              min_edge_bps: float | None = None) -> Settings:
-    overrides: dict[str, Any] = {"assets": assets, "scanner.min_edge_bps": min_edge_bps}
+              min_edge_bps: float | None = None, sets: list[str] | None = None) -> Settings:
+    overrides: dict[str, Any] = {}
+    for item in sets or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            err.print(f"[red]error:[/] --set {item!r}: expected KEY=VALUE, e.g. scanner.min_edge_bps=2")
+            raise typer.Exit(2)
+        overrides[key.strip()] = value.strip()
+    overrides.update({"assets": assets, "scanner.min_edge_bps": min_edge_bps})
     if venues:
         overrides["venues"] = venues_from_flag(venues)
     try:
@@ -66,12 +75,13 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
 
 @app.command()
 def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, config: ConfigOpt = None,
-         venues: VenuesOpt = None, assets: AssetsOpt = None, min_edge_bps: EdgeOpt = None) -> None:
+         venues: VenuesOpt = None, assets: AssetsOpt = None, min_edge_bps: EdgeOpt = None,
+         set_: SetOpt = None) -> None:
     """Simulator + feeds + scanner in one process, offline, with a live terminal view."""
     from perparb.app import demo as run_demo
     from perparb.app import run_async
 
-    settings = _settings(config, venues, assets, min_edge_bps)
+    settings = _settings(config, venues, assets, min_edge_bps, set_)
     view = not as_json and sys.stdout.isatty()
     summary = run_async(run_demo(settings, duration, seed, view))
     _finish(summary, as_json)
@@ -79,11 +89,12 @@ def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, 
 
 @app.command()
 def run(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = None,
-        duration: DurationOpt = None, as_json: JsonOpt = False, min_edge_bps: EdgeOpt = None) -> None:
+        duration: DurationOpt = None, as_json: JsonOpt = False, min_edge_bps: EdgeOpt = None,
+        set_: SetOpt = None) -> None:
     """Stream the real venues and scan them (needs internet)."""
     from perparb.app import Session, run_async
 
-    settings = _settings(config, venues, assets, min_edge_bps)
+    settings = _settings(config, venues, assets, min_edge_bps, set_)
     view = not as_json and sys.stdout.isatty()
     summary = run_async(Session(settings).run(duration, view))
     _finish(summary, as_json)
