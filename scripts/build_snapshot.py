@@ -1,8 +1,9 @@
 """Rebuild the bundled instrument snapshot from recorded REST metadata responses.
 
 Offline counterpart of ``perparb markets --refresh``: the same venue ``parse_metadata``
-code, fed from saved responses instead of the network. Later files override earlier
-ones, so list older recordings first.
+code, fed from saved responses instead of the network. Each venue lists its sources in
+``scripts/snapshot_sources/<venue>.txt`` (REST path, tab, file under the fixtures
+folder); later lines override earlier ones, so older recordings come first.
 
     python scripts/build_snapshot.py ../shared/fixtures
 """
@@ -16,28 +17,34 @@ from pathlib import Path
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import Snapshot, bundled_path, save_snapshot
 from perparb.venues import venue_class
+from perparb.venues.base import DecodeError
 
-# (venue, REST path the response answered, file under the fixtures folder)
-SOURCES = [
-    ("binance", "/fapi/v1/exchangeInfo", "binance/cryptofeed_2021-07-22_rest_fapi_v1_exchangeInfo_full.jsonl"),
-    ("binance", "/fapi/v1/exchangeInfo", "binance/nautilus_rest_fapi_v1_exchangeInfo_2022-02-19_excerpt.jsonl"),
-    ("okx", "/api/v5/public/instruments?instType=SWAP", "okx/cryptofeed_2022-05-13_rest_v5_public_instruments_SWAP_full.jsonl"),
-    ("okx", "/api/v5/public/instruments?instType=SWAP", "okx/nautilus_rest_v5_public_instruments_SWAP_2025-10_excerpt.jsonl"),
-    ("bybit", "/v5/market/instruments-info?category=linear&limit=1000", "bybit/DOCEXAMPLE_bybit-docs_v5_rest_market.jsonl"),
-]
+SOURCES = Path(__file__).with_name("snapshot_sources")
+
+
+def sources() -> list[tuple[str, str, str]]:
+    out = []
+    for f in sorted(SOURCES.glob("*.txt")):
+        for line in f.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                path, name = line.split("\t")
+                out.append((f.stem, path.strip(), name.strip()))
+    return out
 
 
 def build(fixtures: Path) -> Snapshot:
     registry = Registry()
-    sources = {}
-    for venue, path, name in SOURCES:
+    used = {}
+    for venue, path, name in sources():
         adapter = venue_class(venue)(registry)
         for line in (fixtures / name).read_bytes().splitlines():
-            # Some files hold several responses; only instrument lists describe contracts.
-            if b'"contractType"' in line or b'"instType"' in line or b'"symbols"' in line:
+            # Some files hold several responses; a line that is not this metadata is skipped.
+            try:
                 registry.add_many(adapter.parse_metadata(path, line))
-        sources[f"{venue} {path}"] = name
-    return Snapshot(built_ns=time.time_ns(), sources=sources, instruments=registry.all())
+            except DecodeError:
+                continue
+        used[f"{venue} {path} {name}"] = name
+    return Snapshot(built_ns=time.time_ns(), sources=used, instruments=registry.all())
 
 
 if __name__ == "__main__":

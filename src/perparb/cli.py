@@ -17,6 +17,7 @@ from rich.table import Table
 
 from perparb.config import ConfigError, Settings, load_settings, venues_from_flag
 from perparb.instruments.snapshot import load_registry
+from perparb.model import BookDelta, BookSnapshot
 from perparb.venues import venue_class, venue_ids
 from perparb.venues.base import DecodeError, Venue
 
@@ -151,7 +152,12 @@ def decode(
             for p in adapter.take_problems():
                 err.print(f"line {n}: {p}", highlight=False, markup=False)
             for ev in events:
-                out.write(enc.encode(ev) + b"\n")
+                if isinstance(ev, BookSnapshot | BookDelta):
+                    row = msgspec.to_builtins(ev)
+                    del row["raw_levels"]  # native text kept for checksums, not a normalized field
+                    out.write(enc.encode(row) + b"\n")
+                else:
+                    out.write(enc.encode(ev) + b"\n")
     out.flush()
     if bad:
         raise typer.Exit(1)

@@ -131,7 +131,7 @@ class Engine:
         sb = self.books.get(key)
         adapter = self.adapters[ev.venue]
         if sb is None:
-            sb = self.books[key] = SyncedBook(adapter.book_sync)
+            sb = self.books[key] = SyncedBook(adapter.book_sync, adapter.book_checksum())
         ok = sb.on_snapshot(ev) if type(ev) is BookSnapshot else sb.on_delta(ev)  # type: ignore[arg-type]
         inst = adapter.table[ev.venue_symbol]
         if not ok:
@@ -151,7 +151,9 @@ class Engine:
         """Called by the transport after (re)subscribing."""
         adapter = self.adapters[venue]
         for inst in instruments:
-            sb = self.books.setdefault((venue, inst.venue_symbol), SyncedBook(adapter.book_sync))
+            sb = self.books.get((venue, inst.venue_symbol))
+            if sb is None:
+                sb = self.books[(venue, inst.venue_symbol)] = SyncedBook(adapter.book_sync, adapter.book_checksum())
             sb.resyncing()
             path = adapter.book_snapshot_path(inst) if adapter.book_sync == "rest_bridged" else None
             if path:

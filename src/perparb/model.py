@@ -11,6 +11,8 @@ from __future__ import annotations
 import msgspec
 
 Level = tuple[float, float]
+# Price and size exactly as the venue wrote them: checksums are computed over this text.
+TextLevels = tuple[list[tuple[str, str]], list[tuple[str, str]]]
 
 
 class Instrument(msgspec.Struct, kw_only=True, frozen=True):
@@ -85,6 +87,7 @@ class BookSnapshot(msgspec.Struct, tag="book_snapshot", tag_field="type", kw_onl
     asks: list[Level]
     seq: int = 0
     checksum: int | None = None
+    raw_levels: TextLevels | None = None
     ts_exchange_ns: int
     recv_ns: int
 
@@ -94,7 +97,8 @@ class BookDelta(msgspec.Struct, tag="book_delta", tag_field="type", kw_only=True
 
     ``first_seq``..``seq`` is the range of venue updates this message covers and
     ``prev_seq`` the ``seq`` the previous message must have had (None: the venue
-    gives no chain for this message).
+    gives no chain for this message). ``checksum`` and ``raw_levels`` (the levels as
+    the venue wrote them, native units) are set only when the venue sent a checksum.
     """
 
     venue: str
@@ -106,6 +110,7 @@ class BookDelta(msgspec.Struct, tag="book_delta", tag_field="type", kw_only=True
     seq: int = 0
     prev_seq: int | None = None
     checksum: int | None = None
+    raw_levels: TextLevels | None = None
     ts_exchange_ns: int
     recv_ns: int
 

@@ -7,27 +7,78 @@
 - ``in_stream`` (OKX, Bybit, Bitget, Deribit): the venue sends the snapshot in the stream;
   diffs before it are dropped, later ones must chain.
 
-A break in the chain or a crossed book marks the book invalid at once and asks for a
-resync; an invalid book never feeds the scanner.
+A break in the chain, a checksum mismatch or a crossed book marks the book invalid at
+once and asks for a resync; an invalid book never feeds the scanner.
+
+Checksums (OKX, Bitget) are computed over the levels exactly as the venue wrote them, so
+a checksummed book also keeps those strings, keyed by native price; a message whose
+checksum is 0 or absent is not checked.
 """
 
 from __future__ import annotations
 
+import heapq
+import zlib
 from collections import deque
+from collections.abc import Callable
 
 from perparb.book import OrderBook
-from perparb.model import BookDelta, BookSnapshot
+from perparb.model import BookDelta, BookSnapshot, TextLevels
+
+Checksum = Callable[[list[tuple[str, str]], list[tuple[str, str]]], int]
 
 SYNCED, RESYNCING, INVALID = "synced", "resyncing", "invalid"
 MAX_BUFFER = 2000
 
 
-class SyncedBook:
-    __slots__ = ("book", "bridge", "buffer", "checksum_failures", "crossed", "family", "gaps", "last_ns",
-                 "resyncs", "seq", "state")
+def crc32_interleaved(bids: list[tuple[str, str]], asks: list[tuple[str, str]], depth: int = 25) -> int:
+    """OKX/Bitget: CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top ``depth``
+    levels (the longer side continues alone), as a signed 32-bit integer."""
+    parts: list[str] = []
+    for i in range(depth):
+        if i < len(bids):
+            parts += bids[i]
+        if i < len(asks):
+            parts += asks[i]
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
-    def __init__(self, family: str) -> None:
+
+class _TextBook:
+    """The venue's own level strings, for checksums."""
+
+    __slots__ = ("asks", "bids")
+
+    def __init__(self) -> None:
+        self.bids: dict[float, tuple[str, str]] = {}
+        self.asks: dict[float, tuple[str, str]] = {}
+
+    def apply(self, levels: TextLevels, reset: bool) -> None:
+        if reset:
+            self.bids.clear()
+            self.asks.clear()
+        for side, rows in ((self.bids, levels[0]), (self.asks, levels[1])):
+            for px, sz in rows:
+                if float(sz) > 0.0:
+                    side[float(px)] = (px, sz)
+                else:
+                    side.pop(float(px), None)
+
+    def top(self, n: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        bids = [self.bids[p] for p in heapq.nlargest(n, self.bids)]
+        asks = [self.asks[p] for p in heapq.nsmallest(n, self.asks)]
+        return bids, asks
+
+
+class SyncedBook:
+    __slots__ = ("book", "bridge", "buffer", "checksum", "checksum_failures", "checksums_ok", "crossed", "family",
+                 "gaps", "last_ns", "resyncs", "seq", "state", "text")
+
+    def __init__(self, family: str, checksum: Checksum | None = None) -> None:
         self.family = family
+        self.checksum = checksum
+        self.text: _TextBook | None = None
+        self.checksums_ok = 0
         self.book = OrderBook()
         self.state = RESYNCING
         self.seq = 0
@@ -45,6 +96,9 @@ class SyncedBook:
         self.seq = ev.seq
         self.last_ns = ev.recv_ns
         self.state = SYNCED
+        self.text = None
+        if not self._verify(ev, reset=True):
+            return False
         if self.family == "rest_bridged":
             self.bridge = True
             pending, self.buffer = self.buffer, deque(maxlen=MAX_BUFFER)
@@ -72,7 +126,28 @@ class SyncedBook:
         self.book.apply(ev.bids, ev.asks)
         self.seq = ev.seq
         self.last_ns = ev.recv_ns
+        if not self._verify(ev, reset=False):
+            return False
         return self._check()
+
+    def _verify(self, ev: BookSnapshot | BookDelta, reset: bool) -> bool:
+        if self.checksum is None:
+            return True
+        if ev.raw_levels is None:
+            self.text = None  # the venue stopped sending checksums; stop comparing
+            return True
+        if self.text is None:
+            if not reset:
+                return True  # no checksummed snapshot to build on: nothing to compare
+            self.text = _TextBook()
+        self.text.apply(ev.raw_levels, reset)
+        if not ev.checksum:
+            return True
+        if self.checksum(*self.text.top(25)) != ev.checksum:
+            self.checksum_failures += 1
+            return self.invalidate()
+        self.checksums_ok += 1
+        return True
 
     def _check(self) -> bool:
         if self.book.crossed():
@@ -90,6 +165,7 @@ class SyncedBook:
         self.resyncs += 1
         self.buffer.clear()
         self.book.clear()
+        self.text = None
         return False
 
     def resyncing(self) -> None:

@@ -62,22 +62,33 @@ class VenueFeed:
         self._tasks: set[asyncio.Task[object]] = set()
 
     # -- REST ----------------------------------------------------------------------------
-    async def get(self, path: str) -> bytes | None:
+    async def fetch(self, path: str) -> bytes | None:
+        """One REST call, ``path`` as recorded in captures; None (logged) when it failed."""
         assert self.http is not None
+        method, url_path, body = self.adapter.rest_request(path)
+        headers = {"Content-Type": "application/json"} if body is not None else None
         try:
-            async with self.http.get(self.rest_url + path, timeout=aiohttp.ClientTimeout(total=10)) as r:
-                body = await r.read()
+            async with self.http.request(method, self.rest_url + url_path, data=body, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=10)) as r:
+                raw = await r.read()
                 if r.status != 200:
-                    log.warning("%s GET %s: HTTP %s", self.venue, path, r.status)
+                    log.warning("%s %s %s: HTTP %s", self.venue, method, path, r.status)
                     return None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("%s GET %s: %s", self.venue, path, exc)
+            log.warning("%s %s %s: %s", self.venue, method, path, exc)
+            return None
+        return raw
+
+    async def get(self, path: str) -> bytes | None:
+        """A REST call whose answer feeds the engine (metadata, book snapshots)."""
+        raw = await self.fetch(path)
+        if raw is None:
             return None
         recv_ns = time.time_ns()
         if self.tap:
-            self.tap(self.venue, "rest", body, recv_ns, path)
-        self.engine.on_rest(self.venue, path, body, recv_ns)
-        return body
+            self.tap(self.venue, "rest", raw, recv_ns, path)
+        self.engine.on_rest(self.venue, path, raw, recv_ns)
+        return raw
 
     async def load_metadata(self) -> None:
         for path in self.adapter.metadata_paths:
@@ -102,9 +113,14 @@ class VenueFeed:
 
     async def _connection(self, n: int, conn: Connection) -> None:
         backoff = Backoff()
-        url = self.ws_url + conn.path
         while not self._stop.is_set():
             try:
+                bootstrap = None
+                if self.adapter.bootstrap_path:
+                    bootstrap = await self.fetch(self.adapter.bootstrap_path)
+                    if bootstrap is None:
+                        raise OSError(f"no answer from {self.adapter.bootstrap_path}")
+                url = self.adapter.connect_url(self.ws_url, conn, bootstrap)
                 async with websockets.connect(url, max_size=None, open_timeout=10, close_timeout=2,
                                               ping_interval=None if self.adapter.heartbeat_text else 20,
                                               compression=None) as ws:
@@ -137,7 +153,7 @@ class VenueFeed:
             self.engine.start_books(self.venue, conn.instruments)
             await self._perform(ws)
         beat = asyncio.create_task(self._heartbeat(ws)) if self.adapter.heartbeat_text else None
-        engine, venue, tap = self.engine, self.venue, self.tap
+        engine, venue, tap, outbox = self.engine, self.venue, self.tap, self.adapter.outbox
         silence = self.adapter.silence_s
         try:
             while True:
@@ -150,6 +166,10 @@ class VenueFeed:
                 if tap:
                     tap(venue, "ws", raw, recv_ns, None)
                 engine.on_message(venue, raw, recv_ns)
+                if outbox:
+                    for reply in outbox:
+                        await ws.send(reply)
+                    outbox.clear()
                 if engine.requests[venue]:
                     await self._perform(ws)
         except websockets.exceptions.ConnectionClosed as exc:

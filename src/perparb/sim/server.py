@@ -16,6 +16,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 from msgspec.structs import replace
@@ -78,6 +79,7 @@ class SimVenue:
         site = web.TCPSite(self.runner, host, port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.metadata.update(self.venue.sim_bootstrap(self.ws_url))
 
     async def stop(self) -> None:
         await self.drop()
@@ -96,6 +98,14 @@ class SimVenue:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
         path = request.path_qs
+        if request.method == "POST" and request.can_read_body:
+            # JSON bodies are keyed like captures record them: fields as query parameters.
+            try:
+                fields = await request.json()
+            except ValueError:
+                fields = {}
+            if isinstance(fields, dict) and fields:
+                path = request.path + "?" + urlencode({k: v for k, v in fields.items() if isinstance(v, str)})
         body = self.metadata.get(path) or self.metadata.get(request.path)
         if body is not None:
             return web.Response(body=body, content_type="application/json")

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import msgspec
 
+from perparb.feeds.booksync import Checksum
 from perparb.instruments.registry import Registry
 from perparb.model import Instrument, Level, MarketEvent
 
@@ -48,12 +49,18 @@ class Venue:
     maker_fee: ClassVar[float] = 0.0002
     # REST paths whose responses describe the venue's contracts.
     metadata_paths: ClassVar[tuple[str, ...]] = ()
+    # Whether the venue's book messages carry a sequence the simulator can break.
+    sim_has_sequence: ClassVar[bool] = True
+    # REST call whose answer tells where to connect (KuCoin's token), if any.
+    bootstrap_path: ClassVar[str | None] = None
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.table = registry.venue_table(self.id)
         self.unknown: Counter[str] = Counter()
         self.problems: list[str] = []
+        # Replies the protocol requires (e.g. Deribit's test_request); the transport sends them.
+        self.outbox: list[str] = []
 
     # -- lookups -------------------------------------------------------------------------
     def instrument(self, venue_symbol: str) -> Instrument | None:
@@ -86,6 +93,20 @@ class Venue:
     def parse_rest(self, path: str, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
         """REST responses that carry market data (book snapshots); metadata is separate."""
         return []
+
+    def book_checksum(self) -> Checksum | None:
+        """The checksum over the venue's own level text (None: the venue has none)."""
+        return None
+
+    def rest_request(self, path: str) -> tuple[str, str, bytes | None]:
+        """(method, path, body) for a REST path as recorded in captures. Venues whose API
+        takes POST with a JSON body (Hyperliquid ``/info``) record the body's fields as a
+        query string (``/info?type=meta``) and turn it back into a POST here."""
+        return "GET", path, None
+
+    def connect_url(self, ws_url: str, conn: Connection, bootstrap: bytes | None) -> str:
+        """Where to open ``conn``; ``bootstrap`` is the answer to ``bootstrap_path``."""
+        return ws_url + conn.path
 
     def book_snapshot_path(self, inst: Instrument) -> str | None:
         """REST path of a book snapshot, for venues whose books sync from one."""
@@ -122,6 +143,10 @@ class Venue:
                     ts_ms: int, full: bool = True) -> str:
         """Funding message; ``full`` False lets delta-merged channels send changes only."""
         raise NotImplementedError
+
+    def sim_bootstrap(self, ws_url: str) -> dict[str, bytes]:
+        """REST answers that point a client at the simulator's websocket (``bootstrap_path``)."""
+        return {}
 
     def sim_rest_book(self, path: str) -> str | None:
         """The venue symbol a REST book-snapshot request asks for, or None."""

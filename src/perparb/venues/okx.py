@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from perparb.feeds.booksync import Checksum, crc32_interleaved
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
@@ -50,6 +51,11 @@ class _Book(msgspec.Struct):
     seqId: int | None = None
     prevSeqId: int | None = None
     checksum: int | None = None
+
+
+class _BookText(msgspec.Struct):
+    asks: list[list[str]] = []
+    bids: list[list[str]] = []
 
 
 class _Ticker(msgspec.Struct):
@@ -107,6 +113,7 @@ def _dec(t: type) -> msgspec.json.Decoder:
 
 
 _books, _tickers = _dec(_Push[_Book]), _dec(_Push[_Ticker])
+_books_text = msgspec.json.Decoder(_Push[_BookText])
 _funding, _trades = _dec(_Push[_FundingRate]), _dec(_Push[_Trade])
 _instruments = _dec(_Instruments)
 _enc = msgspec.json.Encoder()
@@ -143,6 +150,9 @@ class Okx(Venue):
         msgs = [_op("subscribe", args[k : k + _MAX_ARGS]) for k in range(0, len(args), _MAX_ARGS)]
         return [Connection(path="/ws/v5/public", subscribe=msgs, instruments=instruments)]
 
+    def book_checksum(self) -> Checksum:
+        return crc32_interleaved
+
     def resubscribe_book(self, inst: Instrument) -> list[str]:
         arg = [{"channel": "books", "instId": inst.venue_symbol}]
         return [_op("unsubscribe", arg), _op("subscribe", arg)]
@@ -168,7 +178,7 @@ class Okx(Venue):
             return []
         try:
             if kind == "book" or kind == "book5":
-                return self._books(_books.decode(raw), kind == "book5", recv_ns)
+                return self._books(_books.decode(raw), kind == "book5", recv_ns, raw)
             if kind == "bbo":
                 return self._bbo(_books.decode(raw), recv_ns)
             if kind == "ticker":
@@ -179,15 +189,21 @@ class Okx(Venue):
         except (msgspec.DecodeError, ValueError, IndexError) as exc:
             raise decode_error(self.id, exc, raw) from None
 
-    def _books(self, msg: _Push[_Book], always_snapshot: bool, recv_ns: int) -> list[MarketEvent]:
+    def _books(self, msg: _Push[_Book], always_snapshot: bool, recv_ns: int, raw: bytes) -> list[MarketEvent]:
         out: list[MarketEvent] = []
-        for d in msg.data:
+        text: _Push[_BookText] | None = None
+        for n, d in enumerate(msg.data):
             inst = self.instrument(d.instId or msg.arg.instId)
             if inst is None:
                 continue
+            raw_levels = None
+            if d.checksum:  # 0 means "not provided"; only then is the exact text needed
+                text = text or _books_text.decode(raw)
+                t = text.data[n]
+                raw_levels = ([(r[0], r[1]) for r in t.bids], [(r[0], r[1]) for r in t.asks])
             common = dict(venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol,
-                          bids=_levels(inst, d.bids), asks=_levels(inst, d.asks),
-                          checksum=d.checksum or None, ts_exchange_ns=d.ts * MS, recv_ns=recv_ns)
+                          bids=_levels(inst, d.bids), asks=_levels(inst, d.asks), checksum=d.checksum or None,
+                          raw_levels=raw_levels, ts_exchange_ns=d.ts * MS, recv_ns=recv_ns)
             seq = d.seqId or 0
             if always_snapshot or msg.action == "snapshot":
                 out.append(BookSnapshot(seq=seq, **common))  # type: ignore[arg-type]
