@@ -20,7 +20,7 @@ from perparb.feeds.booksync import SYNCED
 from perparb.feeds.runtime import VenueFeed
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
-from perparb.scanner.spread import SpreadScanner
+from perparb.scanner.core import Scanner, ScanSettings
 from perparb.view import render
 
 log = logging.getLogger("perparb")
@@ -36,15 +36,21 @@ def build_registry(settings: Settings) -> Registry:
     return registry
 
 
-def build_engine(settings: Settings, registry: Registry) -> Engine:
-    venues = settings.enabled_venues()
-    scanner = SpreadScanner(
-        min_edge_bps=settings.scanner.min_edge_bps,
-        max_age_ms=settings.scanner.max_quote_age_ms,
+def scan_settings(settings: Settings) -> ScanSettings:
+    sc = settings.scanner
+    return ScanSettings(
+        min_edge_bps=sc.min_edge_bps, max_quote_age_ms=sc.max_quote_age_ms,
         venue_max_age_ms={v: s.max_quote_age_ms for v, s in settings.venues.items() if s.max_quote_age_ms},
         taker_fees={v: s.taker_fee for v, s in settings.venues.items() if s.taker_fee is not None},
+        max_notional=sc.max_notional, funding_notional=sc.funding_notional,
+        funding_horizon_h=sc.funding_horizon_h, funding_min_apr=sc.funding_min_apr,
+        funding_max_age_ms=sc.funding_max_age_ms, funding_intervals=sc.funding_intervals,
+        evict_after_ms=sc.evict_after_ms, quote_groups=sc.quote_groups,
     )
-    return Engine(registry, venues, scanner)
+
+
+def build_engine(settings: Settings, registry: Registry) -> Engine:
+    return Engine(registry, settings.enabled_venues(), Scanner(scan_settings(settings)))
 
 
 class Session:
@@ -138,7 +144,8 @@ class Session:
             "venues_connected": sum(1 for x in venues.values() if x["ever_connected"]),
             "messages": sum(st.messages for st in e.status.values()),
             "opportunities": e.scanner.opened,
-            "open_opportunities": sum(len(x) for x in e.scanner.active.values()),
+            "opportunities_by_kind": dict(sorted(e.scanner.lifecycle.opened.items())),
+            "open_opportunities": len(e.scanner.lifecycle.active),
             "rejections": dict(sorted(e.scanner.rejections.items())),
             "duration_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
             "venues": venues,

@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -44,6 +44,14 @@ class VenueSettings(_Model):
 class ScannerSettings(_Model):
     min_edge_bps: float = 0.0
     max_quote_age_ms: float = Field(default=5000.0, gt=0)
+    max_notional: float = Field(default=0.0, ge=0)  # cap on the size walked; 0 = none
+    funding_notional: float = Field(default=10_000.0, gt=0)
+    funding_horizon_h: float = Field(default=24.0, gt=0)
+    funding_min_apr: float = 0.0
+    funding_max_age_ms: float = Field(default=600_000.0, gt=0)
+    funding_intervals: Literal["any", "matching", "different"] = "any"
+    evict_after_ms: float = Field(default=3_600_000.0, gt=0)
+    quote_groups: list[list[str]] = [["USD", "USDT", "USDC"]]
 
 
 class ApiSettings(_Model):

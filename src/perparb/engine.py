@@ -15,10 +15,10 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 
-from perparb.feeds.booksync import RESYNCING, SYNCED, SyncedBook
+from perparb.feeds.booksync import RESYNCING, SyncedBook
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade, VenueStatus
-from perparb.scanner.spread import SpreadScanner
+from perparb.scanner.core import Scanner
 from perparb.venues import venue_class
 from perparb.venues.base import DecodeError, Venue
 
@@ -38,13 +38,13 @@ class Request:
 
 
 class Engine:
-    def __init__(self, registry: Registry, venues: Iterable[str], scanner: SpreadScanner | None = None,
+    def __init__(self, registry: Registry, venues: Iterable[str], scanner: Scanner | None = None,
                  books: bool = True) -> None:
         self.registry = registry
         self.adapters: dict[str, Venue] = {}
         self.status: dict[str, VenueStatus] = {}
         self.requests: dict[str, deque[Request]] = {}
-        self.scanner = scanner or SpreadScanner()
+        self.scanner = scanner or Scanner()
         self.use_books = books
         self.books: dict[tuple[str, str], SyncedBook] = {}
         self.funding: dict[tuple[str, str], Funding] = {}
@@ -121,6 +121,7 @@ class Engine:
         elif t is Funding:
             f: Funding = ev  # type: ignore[assignment]
             self.funding[(f.venue, f.venue_symbol)] = f
+            self.scanner.on_funding(self.adapters[f.venue].table[f.venue_symbol], f, self.now_ns, self.status)
         elif t is Trade:
             self.trades += 1
 
@@ -137,14 +138,7 @@ class Engine:
         if not ok:
             self._warn(f"{ev.venue} {ev.venue_symbol}: book out of sync (seq {sb.seq}), resynchronizing")
             self.resync(ev.venue, inst)
-            return
-        if sb.state == SYNCED:
-            bid, ask = sb.book.best_bid(), sb.book.best_ask()
-            if bid and ask:
-                q = Quote(venue=ev.venue, symbol=ev.symbol, venue_symbol=ev.venue_symbol, bid_px=bid[0],
-                          bid_qty=bid[1], ask_px=ask[0], ask_qty=ask[1], ts_exchange_ns=ev.ts_exchange_ns,
-                          recv_ns=ev.recv_ns)
-                self.scanner.on_quote(inst, q, self.now_ns, self.status)
+        self.scanner.on_book(inst, sb, self.now_ns, self.status)
 
     # -- book resync ---------------------------------------------------------------------
     def start_books(self, venue: str, instruments: list[Instrument]) -> None:

@@ -164,6 +164,18 @@ class VenueStatus(msgspec.Struct, kw_only=True):
 
 
 class Opportunity(msgspec.Struct, kw_only=True):
+    """An executable opportunity, as of ``ts_ns`` (engine time).
+
+    Spread: buy ``size_base`` on ``buy_venue`` at the volume-weighted ``buy_px``, sell it
+    on ``sell_venue`` at ``sell_px``; ``edge_bps`` is net of taker fees on both legs and the
+    estimated exit cost, ``gross_bps`` before them; ``top_size_base`` is what the top
+    levels alone allow.
+    Funding: long on ``buy_venue``, short on ``sell_venue``; ``apr`` is the annualized
+    funding differential from each contract's own interval, ``net_carry_quote`` the
+    expected carry to ``horizon_h`` after fees both ways and crossing the spread at
+    ``size_base``; ``edge_bps`` is that carry in bps of ``notional_quote``.
+    """
+
     id: str
     kind: str  # spread | funding
     asset: str
@@ -171,12 +183,27 @@ class Opportunity(msgspec.Struct, kw_only=True):
     sell_venue: str
     buy_symbol: str
     sell_symbol: str
-    buy_px: float
-    sell_px: float
-    size_base: float
-    notional_quote: float
-    gross_bps: float
-    edge_bps: float
-    first_seen_ns: int
-    ts_ns: int
+    buy_px: float = 0.0
+    sell_px: float = 0.0
+    size_base: float = 0.0
+    notional_quote: float = 0.0
+    top_size_base: float = 0.0
+    gross_bps: float = 0.0
+    edge_bps: float = 0.0
+    apr: float = 0.0
+    predicted_apr: float | None = None
+    net_carry_quote: float = 0.0
+    funding_quote: float = 0.0
+    horizon_h: float = 0.0
+    basis_bps: float = 0.0
+    long_rate: float = 0.0
+    short_rate: float = 0.0
+    long_predicted_rate: float | None = None
+    short_predicted_rate: float | None = None
+    long_interval_h: float = 0.0
+    short_interval_h: float = 0.0
+    long_next_funding_ns: int = 0
+    short_next_funding_ns: int = 0
+    first_seen_ns: int = 0
+    ts_ns: int = 0
     peak_edge_bps: float = 0.0

@@ -18,7 +18,7 @@ from perparb.engine import Engine
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
 from perparb.model import Opportunity
-from perparb.scanner.spread import SpreadScanner
+from perparb.scanner.core import Scanner
 from perparb.store.capture import merge_captures
 
 log = logging.getLogger("perparb.replay")
@@ -33,18 +33,26 @@ class OpportunityWriter:
         self.events = 0
 
     def __call__(self, event: str, o: Opportunity) -> None:
-        row = {
-            "event": event, "id": o.id, "kind": o.kind, "asset": o.asset, "ts_ns": o.ts_ns,
-            "buy_venue": o.buy_venue, "sell_venue": o.sell_venue, "buy_symbol": o.buy_symbol,
-            "sell_symbol": o.sell_symbol, "buy_px": o.buy_px, "sell_px": o.sell_px, "size_base": o.size_base,
-            "notional_quote": o.notional_quote, "gross_bps": o.gross_bps, "edge_bps": o.edge_bps,
-            "first_seen_ns": o.first_seen_ns,
-        }
+        row: dict[str, object] = {"event": event, "id": o.id, "kind": o.kind, "asset": o.asset, "ts_ns": o.ts_ns,
+                                  "first_seen_ns": o.first_seen_ns}
+        if o.kind == "spread":
+            row.update(buy_venue=o.buy_venue, sell_venue=o.sell_venue, buy_symbol=o.buy_symbol,
+                       sell_symbol=o.sell_symbol, buy_px=o.buy_px, sell_px=o.sell_px, size_base=o.size_base,
+                       notional_quote=o.notional_quote, top_size_base=o.top_size_base, gross_bps=o.gross_bps,
+                       edge_bps=o.edge_bps)
+        else:
+            row.update(long_venue=o.buy_venue, short_venue=o.sell_venue, long_symbol=o.buy_symbol,
+                       short_symbol=o.sell_symbol, apr=o.apr, predicted_apr=o.predicted_apr,
+                       net_carry_quote=o.net_carry_quote, funding_quote=o.funding_quote, horizon_h=o.horizon_h,
+                       size_base=o.size_base, notional_quote=o.notional_quote, basis_bps=o.basis_bps,
+                       long_rate=o.long_rate, short_rate=o.short_rate, long_interval_h=o.long_interval_h,
+                       short_interval_h=o.short_interval_h, long_next_funding_ns=o.long_next_funding_ns,
+                       short_next_funding_ns=o.short_next_funding_ns)
         self.fh.write(self.enc.encode(row) + b"\n")
         self.events += 1
 
 
-def replay(paths: Iterable[Path], scanner: SpreadScanner | None = None, registry: Registry | None = None,
+def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Registry | None = None,
            opportunities_out: IO[bytes] | None = None) -> dict[str, Any]:
     engine = Engine(registry or load_registry(), [], scanner)
     writer = OpportunityWriter(opportunities_out) if opportunities_out is not None else None

@@ -1,112 +1,109 @@
-"""Cross-venue price spreads at the top of book, net of taker fees on both legs.
+"""Cross-venue price spreads, executable at a stated size, net of every cost we know.
 
-Buy on A at A's ask, sell on B at B's bid. An update to one contract re-evaluates only the
-venue pairs of its asset. A candidate is suppressed, and counted by reason, when a leg's
-venue is disconnected, its quote is older than the venue's maximum age, its quote is
-crossed, or its contract is not an active, verified perpetual.
+Buy on A at A's asks and sell on B at B's bids, walking both books level by level. A unit
+is worth taking only if its own (marginal) net edge clears the threshold:
+
+    marginal = (bid_B·(1 − fee_B) − ask_A·(1 + fee_A) − exit) / ask_A
+
+where ``exit`` per unit is the estimated cost of unwinding later: crossing half of each
+venue's current spread (selling A at its bid and buying B at its ask once the prices
+have converged) plus taker fees on both exit legs. The walk stops at the first level
+whose marginal edge is below the threshold, so losing units are never averaged into a
+profitable top. The size is then rounded down to what both legs can order (lot size,
+minimum quantity, minimum notional); a size that cannot be ordered is no opportunity.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping
+import math
 
-from perparb.model import Instrument, Opportunity, Quote, VenueStatus
+from perparb.model import Instrument, Level, Opportunity
+from perparb.scanner.legs import BELOW_MIN_SIZE, BELOW_THRESHOLD, Leg
 
-Listener = Callable[[str, Opportunity], None]  # (event: open|update|close, opportunity)
+DEPTH = 50  # levels walked per side
 
 
-class SpreadScanner:
-    def __init__(self, min_edge_bps: float = 0.0, max_age_ms: float = 5000.0,
-                 venue_max_age_ms: Mapping[str, float] | None = None,
-                 taker_fees: Mapping[str, float] | None = None) -> None:
-        self.min_edge_bps = min_edge_bps
-        self.max_age_ns = int(max_age_ms * 1e6)
-        self.venue_max_age_ns = {v: int(ms * 1e6) for v, ms in (venue_max_age_ms or {}).items()}
-        self.taker_fees = dict(taker_fees or {})
-        # asset -> (venue, venue_symbol) -> (instrument, latest quote)
-        self.quotes: dict[str, dict[tuple[str, str], tuple[Instrument, Quote]]] = {}
-        self.active: dict[str, dict[str, Opportunity]] = {}  # asset -> id -> opportunity
-        self.rejections: Counter[str] = Counter()
-        self.opened = 0
-        self.listeners: list[Listener] = []
+def orderable(inst: Instrument, size: float, px: float) -> float:
+    """The largest base quantity ≤ ``size`` one order on ``inst`` can carry (0: none)."""
+    native = inst.native_qty(size, px)
+    lot = inst.lot_size
+    if lot > 0.0:
+        native = math.floor(native / lot + 1e-9) * lot
+    if native <= 0.0 or native < inst.min_qty:
+        return 0.0
+    base = inst.qty(native, px)
+    if inst.min_notional and base * px < inst.min_notional:
+        return 0.0
+    return min(base, size)
 
-    def fee(self, inst: Instrument) -> float:
-        return self.taker_fees.get(inst.venue, inst.taker_fee)
 
-    def on_quote(self, inst: Instrument, q: Quote, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
-        self.quotes.setdefault(inst.asset, {})[(q.venue, q.venue_symbol)] = (inst, q)
-        self.evaluate(inst.asset, now_ns, status)
+def vwap_cost(levels: list[Level], size: float) -> float:
+    """Cost of ``size`` taken from ``levels`` (price, qty), best first."""
+    left, cost = size, 0.0
+    for px, qty in levels:
+        take = qty if qty < left else left
+        cost += take * px
+        left -= take
+        if left <= 0.0:
+            break
+    return cost
 
-    def _usable(self, inst: Instrument, q: Quote, now_ns: int, status: Mapping[str, VenueStatus]) -> str | None:
-        st = status.get(q.venue)
-        if st is not None and not st.connected:
-            return "disconnected"
-        if now_ns - q.recv_ns > self.venue_max_age_ns.get(q.venue, self.max_age_ns):
-            return "stale"
-        if q.bid_px >= q.ask_px or q.bid_px <= 0.0:
-            return "crossed"
-        if inst.status != "active":
-            return "inactive" if inst.status == "inactive" else "unverified"
-        return None
 
-    def evaluate(self, asset: str, now_ns: int, status: Mapping[str, VenueStatus]) -> list[Opportunity]:
-        legs = []
-        for inst, q in self.quotes.get(asset, {}).values():
-            reason = self._usable(inst, q, now_ns, status)
-            if reason is None:
-                legs.append((inst, q))
-            else:
-                self.rejections[reason] += 1
-        found: dict[str, Opportunity] = {}
-        current = self.active.get(asset, {})
-        for buy_inst, buy in legs:
-            for sell_inst, sell in legs:
-                if buy.venue == sell.venue or buy_inst.quote != sell_inst.quote:
-                    continue
-                if sell.bid_px <= buy.ask_px:
-                    continue
-                gross = (sell.bid_px - buy.ask_px) / buy.ask_px * 1e4
-                net = gross - (self.fee(buy_inst) + self.fee(sell_inst)) * 1e4
-                if net < self.min_edge_bps:
-                    self.rejections["below_threshold"] += 1
-                    continue
-                size = min(buy.ask_qty, sell.bid_qty)
-                oid = f"spread:{asset}:{buy.venue}:{sell.venue}"
-                prev = current.get(oid)
-                found[oid] = Opportunity(
-                    id=oid, kind="spread", asset=asset, buy_venue=buy.venue, sell_venue=sell.venue,
-                    buy_symbol=buy_inst.symbol, sell_symbol=sell_inst.symbol, buy_px=buy.ask_px,
-                    sell_px=sell.bid_px, size_base=size, notional_quote=size * buy.ask_px, gross_bps=gross,
-                    edge_bps=net, first_seen_ns=prev.first_seen_ns if prev else now_ns, ts_ns=now_ns,
-                    peak_edge_bps=max(net, prev.peak_edge_bps) if prev else net,
-                )
-        self._lifecycle(asset, found, now_ns)
-        return list(found.values())
-
-    def _lifecycle(self, asset: str, found: dict[str, Opportunity], now_ns: int) -> None:
-        current = self.active.get(asset, {})
-        for oid, closed in current.items():
-            if oid not in found:
-                closed.ts_ns = now_ns
-                self._emit("close", closed)
-        for oid, opp in found.items():
-            if oid not in current:
-                self.opened += 1
-            self._emit("update" if oid in current else "open", opp)
-        if found:
-            self.active[asset] = found
-        else:
-            self.active.pop(asset, None)
-
-    def sweep(self, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
-        """Re-check every asset, so opportunities close when a leg goes stale or disconnects."""
-        for asset in list(self.quotes):
-            self.evaluate(asset, now_ns, status)
-
-    def _emit(self, event: str, opp: Opportunity) -> None:
-        for listener in self.listeners:
-            listener(event, opp)
-
-    def best(self, n: int = 10) -> list[Opportunity]:
-        return sorted((o for opps in self.active.values() for o in opps.values()), key=lambda o: -o.edge_bps)[:n]
+def evaluate_pair(asset: str, a: Leg, b: Leg, fee_a: float, fee_b: float, min_edge_bps: float,
+                  max_notional: float, now_ns: int) -> tuple[Opportunity | None, str | None]:
+    """Buy on ``a``, sell on ``b``. Both legs already passed the gates and b's best bid is
+    above a's best ask. Returns the opportunity, or the reason there is none."""
+    asks, bids = a.asks(DEPTH), b.bids(DEPTH)
+    a_bid, b_ask = a.best_bid(), b.best_ask()
+    if not asks or not bids or a_bid is None or b_ask is None:
+        return None, BELOW_THRESHOLD
+    exit_unit = 0.5 * ((asks[0][0] - a_bid[0]) + (b_ask[0] - bids[0][0])) + fee_a * a_bid[0] + fee_b * b_ask[0]
+    threshold = min_edge_bps * 1e-4
+    size = cost = proceeds = top_size = 0.0
+    i = j = 0
+    qa, qb = asks[0][1], bids[0][1]
+    while True:
+        pa, pb = asks[i][0], bids[j][0]
+        if (pb * (1.0 - fee_b) - pa * (1.0 + fee_a) - exit_unit) / pa < threshold:
+            break
+        q = qa if qa < qb else qb
+        if i == 0 and j == 0:
+            top_size = q
+        if max_notional > 0.0 and cost + q * pa >= max_notional:
+            q = (max_notional - cost) / pa
+            size += q
+            cost += q * pa
+            proceeds += q * pb
+            break
+        size += q
+        cost += q * pa
+        proceeds += q * pb
+        qa -= q
+        qb -= q
+        if qa <= 0.0:
+            i += 1
+            if i == len(asks):
+                break
+            qa = asks[i][1]
+        if qb <= 0.0:
+            j += 1
+            if j == len(bids):
+                break
+            qb = bids[j][1]
+    if size <= 0.0:
+        return None, BELOW_THRESHOLD
+    # Round to what both legs can order; the second pass makes each leg carry the other's size.
+    px_a, px_b = cost / size, proceeds / size
+    s = min(orderable(a.inst, size, px_a), orderable(b.inst, size, px_b))
+    s = min(orderable(a.inst, s, px_a), orderable(b.inst, s, px_b)) if s > 0.0 else 0.0
+    if s <= 0.0:
+        return None, BELOW_MIN_SIZE
+    cost, proceeds = vwap_cost(asks, s), vwap_cost(bids, s)
+    net = proceeds * (1.0 - fee_b) - cost * (1.0 + fee_a) - exit_unit * s
+    top = min(top_size, s)
+    return Opportunity(
+        id=f"spread:{asset}:{a.venue}:{b.venue}", kind="spread", asset=asset, buy_venue=a.venue,
+        sell_venue=b.venue, buy_symbol=a.inst.symbol, sell_symbol=b.inst.symbol, buy_px=cost / s,
+        sell_px=proceeds / s, size_base=s, notional_quote=cost, top_size_base=top,
+        gross_bps=(proceeds - cost) / cost * 1e4, edge_bps=net / cost * 1e4, ts_ns=now_ns,
+    ), None

@@ -94,7 +94,12 @@ class PriceModel:
         self.mid = {a: START_PRICES.get(a, 1.0) for a in assets}
         self.basis = {(v, a): 0.0 for v in venues for a in assets}  # bps
         self.jump = {(v, a): 0.0 for v in venues for a in assets}  # bps, decays
-        self.funding = {(v, a): 1e-4 * (0.5 + self.rng.random()) for v in venues for a in assets}
+        # Funding per hour: a common level per asset, a venue-specific offset, and now and
+        # then a "hot" contract paying far more (as crowded longs on one venue do).
+        level = {a: 1.25e-5 + self.rng.gauss(0.0, 1e-5) for a in assets}
+        self.funding_hourly = {
+            (v, a): level[a] + self.rng.gauss(0.0, 1.5e-5) + (1.5e-4 if self.rng.random() < 0.15 else 0.0)
+            for v in venues for a in assets}
         self.vol = vol_per_sqrt_s
         self.dislocation_per_s = dislocation_per_s
 
@@ -106,10 +111,14 @@ class PriceModel:
         for key in self.basis:
             self.basis[key] += -0.5 * self.basis[key] * dt + 1.5 * math.sqrt(dt) * g(0.0, 1.0)
             self.jump[key] *= decay
-            self.funding[key] += 2e-6 * math.sqrt(dt) * g(0.0, 1.0)
+            self.funding_hourly[key] += 2e-7 * math.sqrt(dt) * g(0.0, 1.0)
         if self.rng.random() < self.dislocation_per_s * dt * len(self.basis):
             key = self.rng.choice(sorted(self.basis))
             self.jump[key] = self.rng.choice((-1.0, 1.0)) * self.rng.uniform(15.0, 45.0)
+
+    def funding_rate(self, venue: str, asset: str, interval_h: float) -> float:
+        """The rate of one settlement for a contract settling every ``interval_h`` hours."""
+        return self.funding_hourly[(venue, asset)] * interval_h
 
     def venue_mid(self, venue: str, asset: str) -> float:
         return self.mid[asset] * (1.0 + (self.basis[(venue, asset)] + self.jump[(venue, asset)]) * 1e-4)

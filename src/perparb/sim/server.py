@@ -189,7 +189,7 @@ class SimVenue:
             next_ms = (now_ms // interval_ms + 1) * interval_ms
             mid = self.model.venue_mid(v.id, inst.asset)
             index = self.model.mid[inst.asset]
-            args = (inst, self.model.funding[(v.id, inst.asset)], next_ms, inst.native_px(mid),
+            args = (inst, self.model.funding_rate(v.id, inst.asset, inst.funding_interval_h), next_ms, inst.native_px(mid),
                     inst.native_px(index), now_ms)
             msg = v.sim_funding(*args, full=False)
             full = None

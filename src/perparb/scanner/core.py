@@ -1,0 +1,219 @@
+"""The scanner: per-asset legs, incremental evaluation, truth gates, rejection counts.
+
+State is kept per canonical asset. An update to one leg re-evaluates only the pairs that
+leg is part of (buying there and selling elsewhere, and the reverse), so the cost of an
+update grows with the number of venues quoting that asset, not with the universe.
+Every candidate that shows a visible price gap (the sell venue's best bid above the buy
+venue's best ask) but is not reported is counted by the reason, in gate order.
+Funding carry changes slowly and is evaluated on funding updates and on each sweep.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from perparb.feeds.booksync import SyncedBook
+from perparb.model import Funding, Instrument, Opportunity, Quote, VenueStatus
+from perparb.scanner.funding import evaluate_carry
+from perparb.scanner.legs import STALE, Leg
+from perparb.scanner.lifecycle import Lifecycle, Listener
+from perparb.scanner.spread import evaluate_pair
+
+
+@dataclass
+class ScanSettings:
+    min_edge_bps: float = 0.0
+    max_quote_age_ms: float = 5000.0
+    venue_max_age_ms: dict[str, float] = field(default_factory=dict)
+    taker_fees: dict[str, float] = field(default_factory=dict)
+    max_notional: float = 0.0  # 0: no cap on the size walked
+    funding_notional: float = 10_000.0
+    funding_horizon_h: float = 24.0
+    funding_min_apr: float = 0.0
+    funding_max_age_ms: float = 600_000.0
+    funding_intervals: str = "any"  # any | matching | different
+    evict_after_ms: float = 3_600_000.0  # forget legs silent this long
+    # Quote currencies priced as one (a USDT perp against a USD inverse or a USDC perp).
+    # The stablecoins' own basis is not modelled; [] pairs identical quotes only.
+    quote_groups: list[list[str]] = field(default_factory=lambda: [["USD", "USDT", "USDC"]])
+
+
+class Scanner:
+    def __init__(self, settings: ScanSettings | None = None) -> None:
+        self.settings = settings or ScanSettings()
+        self.legs: dict[str, dict[tuple[str, str], Leg]] = {}
+        self.lifecycle = Lifecycle()
+        self.rejections: Counter[str] = Counter()
+        self.ambiguous: set[tuple[str, str]] = set()  # (venue, venue_symbol) never paired
+        self._max_age = {v: int(ms * 1e6) for v, ms in self.settings.venue_max_age_ms.items()}
+        self._quote_group = {q: g[0] for g in self.settings.quote_groups for q in g}
+        self._default_age = int(self.settings.max_quote_age_ms * 1e6)
+
+    # -- compatibility shorthands used by views and reports -------------------------------
+    @property
+    def listeners(self) -> list[Listener]:
+        return self.lifecycle.listeners
+
+    @property
+    def opened(self) -> int:
+        return sum(self.lifecycle.opened.values())
+
+    @property
+    def min_edge_bps(self) -> float:
+        return self.settings.min_edge_bps
+
+    @min_edge_bps.setter
+    def min_edge_bps(self, v: float) -> None:
+        self.settings.min_edge_bps = v
+
+    def best(self, n: int = 10, kind: str | None = None) -> list[Opportunity]:
+        opps = (o for o in self.lifecycle.active.values() if kind is None or o.kind == kind)
+        key = (lambda o: -o.net_carry_quote) if kind == "funding" else (lambda o: -o.edge_bps)
+        return sorted(opps, key=key)[:n]
+
+    def comparable(self, a: Leg, b: Leg) -> bool:
+        qa, qb = a.inst.quote, b.inst.quote
+        return qa == qb or self._quote_group.get(qa, qa) == self._quote_group.get(qb, qb)
+
+    def fee(self, inst: Instrument) -> float:
+        return self.settings.taker_fees.get(inst.venue, inst.taker_fee)
+
+    # -- input ---------------------------------------------------------------------------
+    def leg(self, inst: Instrument) -> Leg:
+        legs = self.legs.get(inst.asset)
+        if legs is None:
+            legs = self.legs[inst.asset] = {}
+        key = (inst.venue, inst.venue_symbol)
+        leg = legs.get(key)
+        if leg is None:
+            leg = legs[key] = Leg(inst)
+        elif leg.inst is not inst:
+            leg.inst = inst  # metadata refreshed
+        return leg
+
+    def on_quote(self, inst: Instrument, q: Quote, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
+        leg = self.leg(inst)
+        leg.quote = q
+        leg.last_ns = q.recv_ns
+        self.evaluate_leg(leg, now_ns, status)
+
+    def on_book(self, inst: Instrument, book: SyncedBook, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
+        leg = self.leg(inst)
+        leg.book = book
+        leg.last_ns = book.last_ns
+        self.evaluate_leg(leg, now_ns, status)
+
+    def on_funding(self, inst: Instrument, f: Funding, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
+        leg = self.leg(inst)
+        leg.funding = f
+        self.evaluate_carry(inst.asset, now_ns, status)
+
+    # -- evaluation ----------------------------------------------------------------------
+    def _problem(self, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus]) -> str | None:
+        return leg.problem(now_ns, self._max_age.get(leg.venue, self._default_age), status,
+                           leg.key in self.ambiguous)
+
+    def evaluate_leg(self, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
+        asset = leg.inst.asset
+        legs = self.legs[asset]
+        if len(legs) < 2:
+            return
+        found: dict[str, Opportunity] = {}
+        touched: set[str] = set()
+        for other in legs.values():
+            if other.venue == leg.venue or not self.comparable(leg, other):
+                continue
+            for a, b in ((leg, other), (other, leg)):
+                oid = f"spread:{asset}:{a.venue}:{b.venue}"
+                touched.add(oid)
+                opp = self._pair(asset, a, b, now_ns, status)
+                if opp is not None:
+                    found[oid] = opp
+        self._settle(asset, "spread", found, touched, now_ns)
+
+    def _pair(self, asset: str, a: Leg, b: Leg, now_ns: int, status: Mapping[str, VenueStatus]) -> Opportunity | None:
+        ask, bid = a.best_ask(), b.best_bid()
+        if ask is None or bid is None or bid[0] <= ask[0]:
+            return None  # no visible price gap: not a candidate
+        reason = self._problem(a, now_ns, status) or self._problem(b, now_ns, status)
+        if reason is None:
+            s = self.settings
+            opp, reason = evaluate_pair(asset, a, b, self.fee(a.inst), self.fee(b.inst), s.min_edge_bps,
+                                        s.max_notional, now_ns)
+            if opp is not None:
+                return opp
+        self.rejections[reason or "unknown"] += 1
+        return None
+
+    def evaluate_asset(self, asset: str, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
+        found: dict[str, Opportunity] = {}
+        touched: set[str] = set()
+        legs = list(self.legs.get(asset, {}).values())
+        for a in legs:
+            for b in legs:
+                if a.venue == b.venue or not self.comparable(a, b):
+                    continue
+                oid = f"spread:{asset}:{a.venue}:{b.venue}"
+                touched.add(oid)
+                opp = self._pair(asset, a, b, now_ns, status)
+                if opp is not None:
+                    found[oid] = opp
+        self._settle(asset, "spread", found, touched, now_ns)
+
+    def evaluate_carry(self, asset: str, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
+        s = self.settings
+        legs = [leg for leg in self.legs.get(asset, {}).values() if leg.funding is not None]
+        found: dict[str, Opportunity] = {}
+        touched: set[str] = set()
+        max_funding_age = int(s.funding_max_age_ms * 1e6)
+        for long in legs:
+            for short in legs:
+                if long.venue == short.venue or not self.comparable(long, short):
+                    continue
+                fl, fs = long.funding, short.funding
+                assert fl is not None and fs is not None
+                same = fl.interval_h == fs.interval_h
+                if (s.funding_intervals == "matching" and not same) or (s.funding_intervals == "different" and same):
+                    continue
+                oid = f"funding:{asset}:{long.venue}:{short.venue}"
+                touched.add(oid)
+                if fs.rate / fs.interval_h <= fl.rate / fl.interval_h:
+                    continue  # no differential in this direction: not a candidate
+                reason = self._problem(long, now_ns, status) or self._problem(short, now_ns, status)
+                if reason is None and (now_ns - fl.recv_ns > max_funding_age or now_ns - fs.recv_ns > max_funding_age):
+                    reason = STALE
+                if reason is None:
+                    opp, reason = evaluate_carry(asset, long, short, self.fee(long.inst), self.fee(short.inst),
+                                                 s.funding_notional, s.funding_horizon_h, s.funding_min_apr, now_ns)
+                    if opp is not None:
+                        found[oid] = opp
+                        continue
+                self.rejections[f"funding_{reason}"] += 1
+        self._settle(asset, "funding", found, touched, now_ns)
+
+    def _settle(self, asset: str, kind: str, found: dict[str, Opportunity], touched: set[str], now_ns: int) -> None:
+        lc = self.lifecycle
+        prefix = f"{kind}:"
+        for oid in [o for o in lc.ids(asset) if o.startswith(prefix) and o in touched and o not in found]:
+            lc.close(oid, now_ns)
+        for opp in found.values():
+            lc.upsert(opp)
+
+    def sweep(self, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
+        """Re-check everything (legs go stale without any message arriving), evict legs
+        silent for ``evict_after_ms`` and close what they were part of."""
+        evict_ns = int(self.settings.evict_after_ms * 1e6)
+        for asset in list(self.legs):
+            legs = self.legs[asset]
+            for key in [k for k, leg in legs.items() if now_ns - leg.last_ns > evict_ns]:
+                del legs[key]
+            if not legs:
+                del self.legs[asset]
+                for oid in list(self.lifecycle.ids(asset)):
+                    self.lifecycle.close(oid, now_ns)
+                continue
+            self.evaluate_asset(asset, now_ns, status)
+            self.evaluate_carry(asset, now_ns, status)
+        self.lifecycle.evict_stats(now_ns)

@@ -1,0 +1,81 @@
+"""What the scanner knows about one contract on one venue, and the truth gates.
+
+A leg is a (venue, contract) quoting an asset. Its prices come from its validated L2 book
+when the venue streams one, else from its top-of-book quote (a one-level book). The gates
+run first and cheaply, in a fixed order, and name the reason a leg cannot be used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from perparb.feeds.booksync import SYNCED, SyncedBook
+from perparb.model import Funding, Instrument, Level, Quote, VenueStatus
+
+# Suppression reasons, in the order the gates run.
+STALE, DISCONNECTED, UNSYNCED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED = (
+    "stale", "disconnected", "unsynced", "crossed", "ambiguous", "inactive", "unverified")
+BELOW_THRESHOLD, BELOW_MIN_SIZE = "below_threshold", "below_min_size"
+REASONS = (STALE, DISCONNECTED, UNSYNCED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED, BELOW_THRESHOLD,
+           BELOW_MIN_SIZE)
+
+
+class Leg:
+    __slots__ = ("book", "funding", "inst", "key", "last_ns", "quote", "venue")
+
+    def __init__(self, inst: Instrument) -> None:
+        self.inst = inst
+        self.venue = inst.venue
+        self.key = (inst.venue, inst.venue_symbol)
+        self.book: SyncedBook | None = None
+        self.quote: Quote | None = None
+        self.funding: Funding | None = None
+        self.last_ns = 0  # last time anything about this leg's prices arrived
+
+    # -- prices --------------------------------------------------------------------------
+    def best_bid(self) -> Level | None:
+        if self.book is not None:
+            return self.book.book.bids.best()
+        q = self.quote
+        return (q.bid_px, q.bid_qty) if q is not None and q.bid_qty > 0.0 else None
+
+    def best_ask(self) -> Level | None:
+        if self.book is not None:
+            return self.book.book.asks.best()
+        q = self.quote
+        return (q.ask_px, q.ask_qty) if q is not None and q.ask_qty > 0.0 else None
+
+    def asks(self, depth: int) -> list[Level]:
+        if self.book is not None:
+            return self.book.book.asks.top(depth)
+        q = self.quote
+        return [(q.ask_px, q.ask_qty)] if q is not None else []
+
+    def bids(self, depth: int) -> list[Level]:
+        if self.book is not None:
+            return self.book.book.bids.top(depth)
+        q = self.quote
+        return [(q.bid_px, q.bid_qty)] if q is not None else []
+
+    # -- gates ---------------------------------------------------------------------------
+    def problem(self, now_ns: int, max_age_ns: int, status: Mapping[str, VenueStatus],
+                ambiguous: bool = False) -> str | None:
+        """The first gate this leg fails, or None when it may be traded."""
+        if now_ns - self.last_ns > max_age_ns:
+            return STALE
+        st = status.get(self.venue)
+        if st is not None and not st.connected:
+            return DISCONNECTED
+        if self.book is not None and self.book.state != SYNCED:
+            return UNSYNCED
+        bid, ask = self.best_bid(), self.best_ask()
+        if bid is None or ask is None:
+            return UNSYNCED
+        if bid[0] >= ask[0]:
+            return CROSSED
+        if ambiguous:
+            return AMBIGUOUS
+        status_ = self.inst.status
+        if status_ != "active":
+            return INACTIVE if status_ == "inactive" else UNVERIFIED
+        return None

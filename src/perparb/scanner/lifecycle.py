@@ -1,0 +1,141 @@
+"""Opportunity lifecycle: open, update, close events, and rolling statistics.
+
+An opportunity has a stable id per (kind, asset, venue pair, direction). It opens when a
+scan first finds it, updates while it lasts (an update event is emitted when the edge or
+size moved, or at most once a second otherwise), and closes when a scan no longer finds
+it. Times are engine time, so replays produce the same events.
+Per (kind, asset, venue pair) the statistics keep one bucket per minute for a day: the
+edges seen and how many seconds the opportunity was open, which give the median edge
+and the fraction of time open over the last hour and day.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, deque
+from collections.abc import Callable
+
+from perparb.model import Opportunity
+
+Listener = Callable[[str, Opportunity], None]  # (open|update|close, opportunity)
+
+MINUTE_NS = 60_000_000_000
+DAY_MINUTES = 1440
+
+
+class _Bucket:
+    __slots__ = ("edges", "minute", "open_ns")
+
+    def __init__(self, minute: int) -> None:
+        self.minute = minute
+        self.edges: list[float] = []
+        self.open_ns = 0
+
+
+class PairStats:
+    """Rolling per-minute statistics of one (kind, asset, venue pair)."""
+
+    __slots__ = ("buckets", "last_ns", "open_since")
+
+    def __init__(self) -> None:
+        self.buckets: deque[_Bucket] = deque()
+        self.open_since = 0
+        self.last_ns = 0
+
+    def _bucket(self, now_ns: int) -> _Bucket:
+        minute = now_ns // MINUTE_NS
+        if not self.buckets or self.buckets[-1].minute != minute:
+            self.buckets.append(_Bucket(minute))
+            while self.buckets and self.buckets[0].minute <= minute - DAY_MINUTES:
+                self.buckets.popleft()
+        return self.buckets[-1]
+
+    def sample(self, edge_bps: float, now_ns: int) -> None:
+        b = self._bucket(now_ns)
+        if len(b.edges) < 120:  # a bounded sample per minute is enough for a median
+            b.edges.append(edge_bps)
+        self.last_ns = now_ns
+
+    def add_open_time(self, start_ns: int, end_ns: int) -> None:
+        """Credit [start, end) open time to the minute buckets it spans."""
+        t = start_ns
+        while t < end_ns:
+            edge = (t // MINUTE_NS + 1) * MINUTE_NS
+            self._bucket(t).open_ns += min(edge, end_ns) - t
+            t = edge
+
+    def summary(self, now_ns: int, minutes: int) -> dict[str, float | None]:
+        lo = now_ns // MINUTE_NS - minutes
+        recent = [b for b in self.buckets if b.minute > lo]
+        edges = [e for b in recent for e in b.edges]
+        open_ns = sum(b.open_ns for b in recent)
+        if self.open_since:
+            open_ns += now_ns - max(self.open_since, (lo + 1) * MINUTE_NS)
+        return {"median_edge_bps": statistics.median(edges) if edges else None,
+                "open_fraction": min(1.0, open_ns / (minutes * MINUTE_NS)), "samples": len(edges)}
+
+
+class Lifecycle:
+    def __init__(self, update_every_ns: int = 1_000_000_000) -> None:
+        self.active: dict[str, Opportunity] = {}
+        self.by_asset: dict[str, set[str]] = {}
+        self.listeners: list[Listener] = []
+        self.opened: Counter[str] = Counter()
+        self.stats: dict[str, PairStats] = {}
+        self.update_every_ns = update_every_ns
+        self._emitted: dict[str, tuple[int, float, float]] = {}  # id -> (ts, edge, size) last sent
+
+    def upsert(self, opp: Opportunity) -> None:
+        prev = self.active.get(opp.id)
+        now = opp.ts_ns
+        stats = self.stats.get(opp.id)
+        if stats is None:
+            stats = self.stats[opp.id] = PairStats()
+        stats.sample(opp.edge_bps, now)
+        if prev is None:
+            opp.first_seen_ns = now
+            opp.peak_edge_bps = opp.edge_bps
+            self.active[opp.id] = opp
+            self.by_asset.setdefault(opp.asset, set()).add(opp.id)
+            self.opened[opp.kind] += 1
+            stats.open_since = now
+            self._emit("open", opp)
+            return
+        opp.first_seen_ns = prev.first_seen_ns
+        opp.peak_edge_bps = max(prev.peak_edge_bps, opp.edge_bps)
+        self.active[opp.id] = opp
+        ts, edge, size = self._emitted[opp.id]
+        if (now - ts >= self.update_every_ns or abs(opp.edge_bps - edge) >= 0.05
+                or abs(opp.size_base - size) > 0.01 * max(size, 1e-12)):
+            self._emit("update", opp)
+
+    def close(self, oid: str, now_ns: int) -> None:
+        opp = self.active.pop(oid, None)
+        if opp is None:
+            return
+        ids = self.by_asset.get(opp.asset)
+        if ids is not None:
+            ids.discard(oid)
+            if not ids:
+                del self.by_asset[opp.asset]
+        stats = self.stats.get(oid)
+        if stats is not None and stats.open_since:
+            stats.add_open_time(stats.open_since, now_ns)
+            stats.open_since = 0
+        opp.ts_ns = now_ns
+        self._emit("close", opp)
+        del self._emitted[oid]
+
+    def ids(self, asset: str) -> set[str]:
+        return self.by_asset.get(asset, set())
+
+    def evict_stats(self, now_ns: int) -> None:
+        """Forget statistics of pairs not seen for a day (memory stays bounded)."""
+        cutoff = now_ns - DAY_MINUTES * MINUTE_NS
+        for oid in [k for k, s in self.stats.items() if s.last_ns < cutoff and k not in self.active]:
+            del self.stats[oid]
+
+    def _emit(self, event: str, opp: Opportunity) -> None:
+        self._emitted[opp.id] = (opp.ts_ns, opp.edge_bps, opp.size_base)
+        for listener in self.listeners:
+            listener(event, opp)
