@@ -20,7 +20,9 @@ from perparb.feeds.booksync import SYNCED
 from perparb.feeds.runtime import VenueFeed
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
+from perparb.replay import SWEEP_NS
 from perparb.scanner.core import Scanner, ScanSettings
+from perparb.store.capture import CaptureWriter
 from perparb.view import render
 
 log = logging.getLogger("perparb")
@@ -57,7 +59,7 @@ class Session:
     """One engine with its venue feeds."""
 
     def __init__(self, settings: Settings, endpoints: Endpoints | None = None,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, capture: Path | None = None) -> None:
         self.settings = settings
         self.registry = registry or build_registry(settings)
         self.engine = build_engine(settings, self.registry)
@@ -66,6 +68,7 @@ class Session:
         self.tasks: list[asyncio.Task[None]] = []
         self.http: aiohttp.ClientSession | None = None
         self.started_ns = 0
+        self.capture = CaptureWriter(capture) if capture else None
 
     def _urls(self, venue: str) -> tuple[str, str]:
         adapter = self.engine.adapters[venue]
@@ -80,8 +83,8 @@ class Session:
         self.http = aiohttp.ClientSession()
         for venue in self.engine.adapters:
             ws_url, rest_url = self._urls(venue)
-            feed = VenueFeed(self.engine, venue, [], ws_url, rest_url,
-                             books=self.settings.venues[venue].books, http=self.http)
+            feed = VenueFeed(self.engine, venue, [], ws_url, rest_url, books=self.settings.venues[venue].books,
+                             http=self.http, tap=self.capture.write if self.capture else None)
             await feed.load_metadata()
             feed.instruments = self.registry.select(venue, self.settings.assets)
             if not feed.instruments:
@@ -100,6 +103,8 @@ class Session:
                 await t
         if self.http is not None:
             await self.http.close()
+        if self.capture is not None:
+            self.capture.close()
 
     async def run(self, duration: float | None, view: bool = False) -> dict[str, Any]:
         await self.start()
@@ -119,7 +124,7 @@ class Session:
             live.start()
         try:
             while deadline is None or time.monotonic() < deadline:
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(SWEEP_NS / 1e9)
                 self.engine.advance(time.time_ns())
                 self.engine.scanner.sweep(self.engine.now_ns, self.engine.status)
                 if live:
@@ -152,14 +157,15 @@ class Session:
         }
 
 
-async def demo(settings: Settings, duration: float | None, seed: int, view: bool) -> dict[str, Any]:
+async def demo(settings: Settings, duration: float | None, seed: int, view: bool,
+               capture: Path | None = None) -> dict[str, Any]:
     from perparb.sim.server import Simulator
 
     registry = build_registry(settings)
     sim = Simulator(registry, settings.enabled_venues(), settings.assets, seed=seed)
     await sim.start()
     try:
-        session = Session(settings, sim.endpoints(), registry)
+        session = Session(settings, sim.endpoints(), registry, capture)
         return await session.run(duration, view)
     finally:
         await sim.stop()

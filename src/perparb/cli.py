@@ -34,6 +34,8 @@ AssetsOpt = Annotated[str | None, typer.Option(help="Comma-separated canonical a
 DurationOpt = Annotated[float | None, typer.Option(help="Run this many seconds, then print a summary.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
 EdgeOpt = Annotated[float | None, typer.Option(help="Minimum net edge in basis points.")]
+CaptureOpt = Annotated[Path | None, typer.Option(
+    help="Record every raw message and REST response to this capture file (.jsonl or .jsonl.zst).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any setting: --set scanner.max_quote_age_ms=2000 (repeatable).")]
 
@@ -77,27 +79,27 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
 @app.command()
 def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, config: ConfigOpt = None,
          venues: VenuesOpt = None, assets: AssetsOpt = None, min_edge_bps: EdgeOpt = None,
-         set_: SetOpt = None) -> None:
+         set_: SetOpt = None, capture: CaptureOpt = None) -> None:
     """Simulator + feeds + scanner in one process, offline, with a live terminal view."""
     from perparb.app import demo as run_demo
     from perparb.app import run_async
 
     settings = _settings(config, venues, assets, min_edge_bps, set_)
     view = not as_json and sys.stdout.isatty()
-    summary = run_async(run_demo(settings, duration, seed, view))
+    summary = run_async(run_demo(settings, duration, seed, view, capture))
     _finish(summary, as_json)
 
 
 @app.command()
 def run(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = None,
         duration: DurationOpt = None, as_json: JsonOpt = False, min_edge_bps: EdgeOpt = None,
-        set_: SetOpt = None) -> None:
+        set_: SetOpt = None, capture: CaptureOpt = None) -> None:
     """Stream the real venues and scan them (needs internet)."""
     from perparb.app import Session, run_async
 
     settings = _settings(config, venues, assets, min_edge_bps, set_)
     view = not as_json and sys.stdout.isatty()
-    summary = run_async(Session(settings).run(duration, view))
+    summary = run_async(Session(settings, capture=capture).run(duration, view))
     _finish(summary, as_json)
 
 
@@ -124,6 +126,37 @@ def sim(venues: VenuesOpt = None, assets: AssetsOpt = None, seed: int = 7,
             await s.stop()
 
     run_async(serve())
+
+
+@app.command()
+def replay(
+    captures: Annotated[list[Path], typer.Argument(help="Capture files (.jsonl or .jsonl.zst).", exists=True,
+                                                   dir_okay=False, metavar="CAPTURE...")],
+    opportunities_out: Annotated[Path | None, typer.Option(
+        help="Write every opportunity lifecycle event here, one JSON object per line.")] = None,
+    config: ConfigOpt = None, min_edge_bps: EdgeOpt = None, set_: SetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run captures through the same decoders, books and scanner as live, in recorded time."""
+    from perparb.app import build_registry, scan_settings
+    from perparb.replay import replay as run_replay
+    from perparb.scanner.core import Scanner
+    from perparb.store.capture import CaptureError
+
+    settings = _settings(config, None, None, min_edge_bps, set_)
+    out = opportunities_out.open("wb") if opportunities_out else None
+    try:
+        summary = run_replay(captures, Scanner(scan_settings(settings)), build_registry(settings), out)
+    except CaptureError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    finally:
+        if out:
+            out.close()
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+    else:
+        typer.echo(" ".join(f"{k}: {v}" for k, v in summary.items()))
 
 
 @app.command()

@@ -22,6 +22,7 @@ from perparb.scanner.core import Scanner
 from perparb.store.capture import merge_captures
 
 log = logging.getLogger("perparb.replay")
+SWEEP_NS = 250_000_000  # the live session re-checks everything this often
 
 
 class OpportunityWriter:
@@ -60,8 +61,14 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
         engine.scanner.listeners.append(writer)
     records = skipped = 0
     unknown: set[str] = set()
+    last_sweep = 0
     for rec in merge_captures(paths):
         records += 1
+        if rec.recv_ns - last_sweep >= SWEEP_NS:  # as the live session does, on recorded time
+            if last_sweep:
+                engine.advance(rec.recv_ns)
+                engine.scanner.sweep(rec.recv_ns, engine.status)
+            last_sweep = rec.recv_ns
         v = rec.venue
         if v not in engine.adapters:
             try:

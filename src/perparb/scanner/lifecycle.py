@@ -15,6 +15,8 @@ import statistics
 from collections import Counter, deque
 from collections.abc import Callable
 
+from msgspec.structs import replace
+
 from perparb.model import Opportunity
 
 Listener = Callable[[str, Opportunity], None]  # (open|update|close, opportunity)
@@ -122,8 +124,7 @@ class Lifecycle:
         if stats is not None and stats.open_since:
             stats.add_open_time(stats.open_since, now_ns)
             stats.open_since = 0
-        opp.ts_ns = now_ns
-        self._emit("close", opp)
+        self._emit("close", replace(opp, ts_ns=now_ns))  # emitted objects are never changed afterwards
         del self._emitted[oid]
 
     def ids(self, asset: str) -> set[str]:

@@ -3,7 +3,7 @@
 Buy on A at A's asks and sell on B at B's bids, walking both books level by level. A unit
 is worth taking only if its own (marginal) net edge clears the threshold:
 
-    marginal = (bid_B·(1 − fee_B) − ask_A·(1 + fee_A) − exit) / ask_A
+    marginal = (bid_B·(1 - fee_B) - ask_A·(1 + fee_A) - exit) / ask_A
 
 where ``exit`` per unit is the estimated cost of unwinding later: crossing half of each
 venue's current spread (selling A at its bid and buying B at its ask once the prices

@@ -1,0 +1,513 @@
+"""Bitget v2 ("classic") USDT-FUTURES perpetuals (``BTCUSDT``, ``instType`` ``USDT-FUTURES``).
+
+Books: in-stream. ``books`` opens with ``action: snapshot`` and continues with ``update``
+deltas (absolute sizes, ``"0"`` removes a level). Updates carry ``seq`` and, in current
+frames, ``pseq`` = the ``seq`` of the previous message of the channel, so each delta chains
+with ``prev_seq = pseq`` (first_seq = seq = ``seq``); ``pseq`` 0 (numbering restarted after
+a service restart) or absent (older frames) leaves the delta unchained, which the shared
+machine accepts. Deltas also carry ``checksum``: CRC32 of the top 25 levels interleaved
+``bid:size:ask:size`` over the venue's own strings, the OKX scheme; 0 or absent means "not
+provided". v2 snapshots carry checksum 0 while updates carry real ones, so every ``books``
+snapshot keeps its level text (``raw_levels``) to seed the checksum book, and a delta keeps
+it only when it has a checksum. A broken chain or checksum means unsubscribe + subscribe.
+``books1`` (the top level, whole each push) becomes ``Quote``; ``books5``/``books15`` (whole
+top N each push) become ``BookSnapshot``.
+Quantities are base-coin units (no contract multiplier on USDT-FUTURES), so a ``…USDT``
+symbol missing from the metadata can be derived from its name.
+Funding: ``ticker.fundingRate`` is the current period's rate, settled at
+``nextFundingTime`` (it moves until then); Bitget publishes no rate beyond it. The interval
+is the contract's ``fundInterval`` (hours, from ``/api/v2/mix/market/contracts``).
+
+Legacy v1 (``/mix/v1/stream``, ``instType`` ``mc``) ``books`` frames are the same data model
+(snapshot + absolute-size updates with the same checksum) and are decoded; they differ in
+having no ``seq``/``pseq``, no envelope ``ts``, and a real checksum on the snapshot too. v1
+``ticker`` (``capitalRate``/``nextSettleTime``, best prices without sizes) and ``trade``
+(arrays, not objects) are other shapes and give no events, as do v3 (UTA) frames, which
+use ``topic``/``symbol`` instead of ``channel``/``instId``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+import msgspec
+
+from perparb.feeds.booksync import Checksum, crc32_interleaved
+from perparb.instruments.canonical import canonical_symbol, split_multiple
+from perparb.instruments.registry import Registry
+from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
+from perparb.venues import register
+from perparb.venues.base import MS, Connection, Venue, decode_error
+
+T = TypeVar("T")
+
+_CONTRACTS_V2 = "/api/v2/mix/market/contracts"
+_CONTRACTS_V1 = "/api/mix/v1/market/contracts"  # legacy; answers ?productType=umcbl
+_META_PATH = _CONTRACTS_V2 + "?productType=USDT-FUTURES"
+_PRODUCT = "USDT-FUTURES"
+_CHANNELS_PER_CONN = 50  # Bitget allows 1000 per connection but recommends at most 50
+
+
+class _Arg(msgspec.Struct):
+    instType: str = ""
+    channel: str = ""
+    instId: str = ""
+
+
+class _Push(msgspec.Struct, Generic[T]):
+    action: str = ""
+    arg: _Arg = msgspec.field(default_factory=_Arg)
+    data: list[T] = []
+    ts: int = 0
+
+
+class _Book(msgspec.Struct):
+    asks: list[list[float]] = []
+    bids: list[list[float]] = []
+    checksum: int = 0
+    seq: int | None = None
+    pseq: int | None = None
+    ts: int = 0
+
+
+class _BookText(msgspec.Struct):
+    asks: list[list[str]] = []
+    bids: list[list[str]] = []
+
+
+class _Ticker(msgspec.Struct):
+    # Strings: a field may be "" (e.g. no funding on a contract being delisted).
+    instId: str = ""
+    fundingRate: str = ""
+    nextFundingTime: str = ""
+    markPrice: str = ""
+    indexPrice: str = ""
+    ts: int = 0
+
+
+class _Trade(msgspec.Struct):
+    price: float
+    size: float
+    side: str
+    ts: int = 0
+    tradeId: str = ""
+
+
+class _Other(msgspec.Struct):
+    """Anything that is not a compact market-data push: acks, errors, v3 frames."""
+
+    event: str = ""
+    code: str | int = ""
+    msg: str = ""
+    arg: _Arg = msgspec.field(default_factory=_Arg)
+
+
+class _ContractV2(msgspec.Struct):
+    symbol: str
+    baseCoin: str
+    quoteCoin: str
+    symbolType: str
+    symbolStatus: str = ""
+    supportMarginCoins: list[str] = []
+    pricePlace: int = 0
+    priceEndStep: int = 1
+    volumePlace: int = 0
+    sizeMultiplier: str = ""
+    minTradeNum: str = "0"
+    minTradeUSDT: str = "0"
+    makerFeeRate: str = ""
+    takerFeeRate: str = ""
+    fundInterval: str = ""
+
+
+class _ContractV1(msgspec.Struct):
+    symbol: str
+    baseCoin: str
+    quoteCoin: str
+    supportMarginCoins: list[str] = []
+    pricePlace: int = 0
+    priceEndStep: int = 1
+    volumePlace: int = 0
+    minTradeNum: str = "0"
+    makerFeeRate: str = ""
+    takerFeeRate: str = ""
+
+
+class _Contracts(msgspec.Struct, Generic[T]):
+    code: str = "00000"
+    msg: str = ""
+    data: list[T] | None = None
+
+
+def _dec(t: Any) -> msgspec.json.Decoder:
+    return msgspec.json.Decoder(t, strict=False)
+
+
+_books, _tickers, _trades = _dec(_Push[_Book]), _dec(_Push[_Ticker]), _dec(_Push[_Trade])
+_books_text = msgspec.json.Decoder(_Push[_BookText])
+_other = _dec(_Other)
+_contracts_v2, _contracts_v1 = _dec(_Contracts[_ContractV2]), _dec(_Contracts[_ContractV1])
+_enc = msgspec.json.Encoder()
+
+_CHANNEL = b'"channel":"'
+_LEGACY = b'"instType":"mc"'
+# Channel → how its data is read; every other channel (candles, …) carries nothing we use.
+_KINDS = {"books": "book", "books5": "top", "books15": "top", "books1": "bbo", "ticker": "ticker",
+          "trade": "trade"}
+_KINDS_B = {k.encode(): v for k, v in _KINDS.items()}
+# What the simulator serves for each subscribable channel.
+_SIM_TOPICS = {"books1": "quote", "books": "book", "ticker": "funding", "trade": "trade"}
+
+
+class Bitget(Venue):
+    id = "bitget"
+    name = "Bitget USDT-FUTURES"
+    ws_url = "wss://ws.bitget.com"
+    rest_url = "https://api.bitget.com"
+    book_sync = "in_stream"
+    heartbeat_text = "ping"  # Bitget wants "ping" at least every 30 s and closes after 2 min without
+    heartbeat_s = 20.0  # well inside 30 s; each "pong" also feeds the silence watchdog
+    silence_s = 30.0
+    # Base tier: takerFeeRate / makerFeeRate of every contract in the recorded /contracts
+    # response (2022); contracts that state their own rates keep those.
+    taker_fee = 0.0006
+    maker_fee = 0.0002
+    metadata_paths = (_META_PATH,)
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry)
+        # Simulator side only: the book text it has sent (for checksums) and the last top of book.
+        self._sim_text: dict[str, tuple[dict[float, tuple[str, str]], dict[float, tuple[str, str]]]] = {}
+        self._sim_top: dict[str, tuple[Level, Level]] = {}
+
+    def derive(self, venue_symbol: str) -> Instrument | None:
+        base = venue_symbol[:-4]
+        if venue_symbol.endswith("USDT") and base.isalnum():
+            return self._instrument(venue_symbol, base, "USDT", "USDT", "derived")
+        return None  # BTCPERP (USDC-FUTURES), BTCUSD (COIN-FUTURES) are other product types
+
+    def _instrument(self, sym: str, base: str, quote: str, settle: str, status: str, **kw: Any) -> Instrument:
+        asset, scale = split_multiple(base)
+        kw.setdefault("taker_fee", self.taker_fee)
+        kw.setdefault("maker_fee", self.maker_fee)
+        return Instrument(
+            venue=self.id, venue_symbol=sym, symbol=canonical_symbol(asset, quote, settle), asset=asset,
+            quote=quote, settle=settle, price_scale=scale, status=status, source=self.id, **kw,
+        )
+
+    # -- feed ----------------------------------------------------------------------------
+    def connections(self, instruments: list[Instrument], books: bool = True) -> list[Connection]:
+        channels = ("books1", "books", "ticker") if books else ("books1", "ticker")
+        per_conn = max(1, _CHANNELS_PER_CONN // len(channels))
+        out = []
+        for k in range(0, len(instruments), per_conn):
+            insts = instruments[k : k + per_conn]
+            args = [_arg(c, i.venue_symbol) for i in insts for c in channels]
+            out.append(Connection(path="/v2/ws/public", subscribe=[_op("subscribe", args)], instruments=insts))
+        return out
+
+    def book_checksum(self) -> Checksum:
+        return crc32_interleaved
+
+    def resubscribe_book(self, inst: Instrument) -> list[str]:
+        arg = [_arg("books", inst.venue_symbol)]
+        return [_op("unsubscribe", arg), _op("subscribe", arg)]
+
+    def parse(self, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
+        if isinstance(raw, str):
+            raw = raw.encode()
+        if raw[:1] != b"{":
+            stripped = raw.strip()
+            if stripped == b"pong":
+                return []
+            if stripped[:1] != b"{":
+                raise decode_error(self.id, ValueError("not JSON"), raw)
+            raw = stripped
+        i = -1 if raw.startswith(b'{"event"') else raw.find(_CHANNEL)
+        try:
+            if i < 0:
+                return self._other(raw, recv_ns)
+            i += len(_CHANNEL)
+            kind = _KINDS_B.get(raw[i : raw.find(b'"', i)])
+            if kind is None:
+                return []
+            return self._push(kind, raw, recv_ns)
+        except (msgspec.DecodeError, ValueError, IndexError) as exc:
+            raise decode_error(self.id, exc, raw) from None
+
+    def _push(self, kind: str, raw: bytes, recv_ns: int) -> list[MarketEvent]:
+        if kind == "book" or kind == "top":
+            return self._books(_books.decode(raw), kind == "top", raw, recv_ns)
+        if kind == "bbo":
+            return self._bbo(_books.decode(raw), recv_ns)
+        if _LEGACY in raw:
+            return []  # v1 ticker / trade: another shape (see the module docstring)
+        if kind == "ticker":
+            return self._funding(_tickers.decode(raw), recv_ns)
+        return self._trades(_trades.decode(raw), recv_ns)
+
+    def _other(self, raw: bytes, recv_ns: int) -> list[MarketEvent]:
+        """Acks, errors, v3 frames, and pushes whose JSON is not compact."""
+        m = _other.decode(raw)
+        if m.event == "error":
+            self.problems.append(f"{self.id}: error {m.code}: {m.msg}")
+            return []
+        kind = _KINDS.get(m.arg.channel)
+        if m.event or kind is None:
+            return []
+        return self._push(kind, raw, recv_ns)
+
+    def _books(self, msg: _Push[_Book], always_snapshot: bool, raw: bytes, recv_ns: int) -> list[MarketEvent]:
+        if not msg.data:
+            return []
+        inst = self.instrument(msg.arg.instId)
+        if inst is None:
+            return []
+        out: list[MarketEvent] = []
+        text: _Push[_BookText] | None = None
+        snapshot = always_snapshot or msg.action == "snapshot"
+        for n, d in enumerate(msg.data):
+            raw_levels = None
+            # Checksums: the snapshot's text seeds the checksum book; a delta's text is needed
+            # only when it carries a checksum (0: not provided).
+            if d.checksum or (snapshot and not always_snapshot):
+                text = text or _books_text.decode(raw)
+                t = text.data[n]
+                raw_levels = ([(r[0], r[1]) for r in t.bids], [(r[0], r[1]) for r in t.asks])
+            ts = (d.ts or msg.ts) * MS
+            bids, asks = _levels(inst, d.bids), _levels(inst, d.asks)
+            seq = d.seq or 0
+            if snapshot:
+                out.append(BookSnapshot(
+                    venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, bids=bids, asks=asks,
+                    seq=seq, checksum=d.checksum or None, raw_levels=raw_levels, ts_exchange_ns=ts,
+                    recv_ns=recv_ns))
+            else:
+                out.append(BookDelta(
+                    venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, bids=bids, asks=asks,
+                    first_seq=seq, seq=seq, prev_seq=d.pseq or None, checksum=d.checksum or None,
+                    raw_levels=raw_levels, ts_exchange_ns=ts, recv_ns=recv_ns))
+        return out
+
+    def _bbo(self, msg: _Push[_Book], recv_ns: int) -> list[MarketEvent]:
+        out: list[MarketEvent] = []
+        for d in msg.data:
+            if not d.bids or not d.asks:
+                continue  # one side empty: no quote to compare
+            inst = self.instrument(msg.arg.instId)
+            if inst is None:
+                return out
+            (bp, bq, *_), (ap, aq, *_) = d.bids[0], d.asks[0]
+            out.append(Quote(self.id, inst.symbol, inst.venue_symbol, inst.px(bp), inst.qty(bq, bp),
+                             inst.px(ap), inst.qty(aq, ap), (d.ts or msg.ts) * MS, recv_ns))
+        return out
+
+    def _funding(self, msg: _Push[_Ticker], recv_ns: int) -> list[MarketEvent]:
+        out: list[MarketEvent] = []
+        for t in msg.data:
+            if not t.fundingRate or not t.nextFundingTime:
+                continue
+            inst = self.instrument(t.instId or msg.arg.instId)
+            if inst is None:
+                continue
+            out.append(Funding(
+                venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, rate=float(t.fundingRate),
+                interval_h=inst.funding_interval_h, next_funding_ns=int(t.nextFundingTime) * MS,
+                mark_px=inst.px(float(t.markPrice)) if t.markPrice else None,
+                index_px=inst.px(float(t.indexPrice)) if t.indexPrice else None,
+                ts_exchange_ns=(t.ts or msg.ts) * MS, recv_ns=recv_ns,
+            ))
+        return out
+
+    def _trades(self, msg: _Push[_Trade], recv_ns: int) -> list[MarketEvent]:
+        if not msg.data or (inst := self.instrument(msg.arg.instId)) is None:
+            return []
+        return [Trade(
+            venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, px=inst.px(t.price),
+            qty=inst.qty(t.size, t.price), side=t.side, trade_id=t.tradeId, ts_exchange_ns=(t.ts or msg.ts) * MS,
+            recv_ns=recv_ns,
+        ) for t in msg.data]
+
+    # -- metadata ------------------------------------------------------------------------
+    def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
+        """``/api/v2/mix/market/contracts`` (live), and the legacy v1
+        ``/api/mix/v1/market/contracts?productType=umcbl`` (the only real recording)."""
+        p = urlsplit(path).path
+        try:
+            if p == _CONTRACTS_V2:
+                return self._contracts_v2(raw)
+            if p == _CONTRACTS_V1:
+                return self._contracts_v1(raw)
+        except (msgspec.DecodeError, ValueError, ArithmeticError) as exc:
+            raise decode_error(self.id, exc, raw) from None
+        return []
+
+    def _contracts_v2(self, raw: str | bytes) -> list[Instrument]:
+        body = _contracts_v2.decode(raw)
+        if body.code != "00000" or body.data is None:
+            raise ValueError(f"code {body.code} ({body.msg})")
+        out = []
+        for c in body.data:
+            if c.symbolType != "perpetual":
+                continue  # delivery contracts
+            out.append(self._instrument(
+                c.symbol, c.baseCoin, c.quoteCoin, c.supportMarginCoins[0] if c.supportMarginCoins else c.quoteCoin,
+                "active" if c.symbolStatus == "normal" else "inactive",
+                tick_size=_places(c.priceEndStep, c.pricePlace),
+                lot_size=float(c.sizeMultiplier) if c.sizeMultiplier else _places(1, c.volumePlace),
+                min_qty=float(c.minTradeNum or 0), min_notional=float(c.minTradeUSDT or 0),
+                **_fees(c.takerFeeRate, c.makerFeeRate),
+                funding_interval_h=float(c.fundInterval) if c.fundInterval else 8.0,
+            ))
+        return out
+
+    def _contracts_v1(self, raw: str | bytes) -> list[Instrument]:
+        # productType=umcbl lists USDT-margined perpetuals only, named BTCUSDT_UMCBL on REST and
+        # BTCUSDT on the websocket (and in v2). v1 states no status (every listed contract
+        # traded) and no funding interval (8 h then).
+        body = _contracts_v1.decode(raw)
+        if body.code != "00000" or body.data is None:
+            raise ValueError(f"code {body.code} ({body.msg})")
+        out = []
+        for c in body.data:
+            sym, _, product = c.symbol.partition("_")
+            if product != "UMCBL":
+                continue
+            out.append(self._instrument(
+                sym, c.baseCoin, c.quoteCoin, c.supportMarginCoins[0] if c.supportMarginCoins else c.quoteCoin,
+                "active", tick_size=_places(c.priceEndStep, c.pricePlace), lot_size=_places(1, c.volumePlace),
+                min_qty=float(c.minTradeNum or 0), **_fees(c.takerFeeRate, c.makerFeeRate),
+            ))
+        return out
+
+    # -- simulator -----------------------------------------------------------------------
+    def sim_handle(self, text: str) -> tuple[list[str], list[tuple[str, str]]]:
+        if text == "ping":
+            return ["pong"], []
+        try:
+            msg = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            return [], []
+        if not isinstance(msg, dict):
+            return [], []
+        op = msg.get("op")
+        if op not in ("subscribe", "unsubscribe"):
+            return [_enc.encode({"event": "error", "code": "30016", "msg": "Param error"}).decode()], []
+        replies, topics = [], []
+        for arg in msg.get("args", []):
+            replies.append(_enc.encode({"event": op, "arg": arg}).decode())
+            kind = _SIM_TOPICS.get(arg.get("channel", ""))
+            if op == "subscribe" and kind and arg.get("instType") == _PRODUCT:
+                topics.append((kind, arg.get("instId", "")))
+        return replies, topics
+
+    def sim_quote(self, inst: Instrument, bid: Level, ask: Level, seq: int, ts_ms: int) -> str:
+        self._sim_top[inst.venue_symbol] = (bid, ask)
+        d = {"asks": [_row(ask)], "bids": [_row(bid)], "checksum": 0, "seq": seq, "ts": str(ts_ms)}
+        return _push("snapshot", "books1", inst.venue_symbol, d, ts_ms)
+
+    def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
+                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
+        sym = inst.venue_symbol
+        b = [_row(x) for x in sorted(bids, reverse=True)]
+        a = [_row(x) for x in sorted(asks)]
+        if snapshot or sym not in self._sim_text:
+            self._sim_text[sym] = ({}, {})
+        text = self._sim_text[sym]
+        for side, rows in zip(text, (b, a), strict=True):
+            for px, sz in rows:
+                if float(sz) > 0:
+                    side[float(px)] = (px, sz)
+                else:
+                    side.pop(float(px), None)
+        d: dict[str, Any] = {"asks": a, "bids": b, "checksum": 0, "seq": seq, "ts": str(ts_ms)}
+        if not snapshot:
+            # As Bitget: updates carry the checksum of the whole book after them; snapshots 0.
+            top_b = [text[0][p] for p in heapq.nlargest(25, text[0])]
+            top_a = [text[1][p] for p in heapq.nsmallest(25, text[1])]
+            d["checksum"] = crc32_interleaved(top_b, top_a)
+            d["pseq"] = prev_seq
+        return _push("snapshot" if snapshot else "update", "books", sym, d, ts_ms)
+
+    def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                    ts_ms: int, full: bool = True) -> str:
+        s = inst.venue_symbol
+        bid, ask = self._sim_top.get(s, ((mark, 0.0), (mark, 0.0)))
+        d = {"instId": s, "lastPr": _fmt(mark), "bidPr": _fmt(bid[0]), "askPr": _fmt(ask[0]),
+             "bidSz": _fmt(bid[1]), "askSz": _fmt(ask[1]), "fundingRate": _fmt(rate),
+             "nextFundingTime": str(next_ms), "markPrice": _fmt(mark), "indexPrice": _fmt(index),
+             "holdingAmount": "0", "baseVolume": "0", "quoteVolume": "0", "symbolType": "1", "symbol": s,
+             "deliveryPrice": "0", "ts": str(ts_ms)}
+        return _push("snapshot", "ticker", s, d, ts_ms)
+
+    def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
+        data = []
+        for i in instruments:
+            step, place = _step_place(i.tick_size)
+            data.append({
+                "symbol": i.venue_symbol, "baseCoin": i.venue_symbol[: -len(i.quote)], "quoteCoin": i.quote,
+                "supportMarginCoins": [i.settle], "symbolType": "perpetual",
+                "symbolStatus": "normal" if i.status in ("active", "derived") else "off",
+                "pricePlace": str(place), "priceEndStep": str(step),
+                "volumePlace": str(_step_place(i.lot_size)[1]), "sizeMultiplier": _fmt(i.lot_size),
+                "minTradeNum": _fmt(i.min_qty), "minTradeUSDT": _fmt(i.min_notional),
+                "makerFeeRate": _fmt(i.maker_fee), "takerFeeRate": _fmt(i.taker_fee),
+                "fundInterval": _fmt(i.funding_interval_h), "maxLever": "125", "minLever": "1",
+            })
+        body = {"code": "00000", "msg": "success", "requestTime": 0, "data": data}
+        return {_META_PATH: _enc.encode(body)}
+
+
+def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
+    return [(inst.px(r[0]), inst.qty(r[1], r[0])) for r in rows]
+
+
+def _places(step: int, place: int) -> float:
+    """``step × 10^-place`` (tick from pricePlace/priceEndStep, lot from volumePlace)."""
+    return float(Decimal(step).scaleb(-place))
+
+
+def _step_place(x: float) -> tuple[int, int]:
+    """Inverse of ``_places``: 0.5 → (5, 1), 0.0001 → (1, 4), 10 → (10, 0)."""
+    d = Decimal(repr(float(x))).normalize()
+    exp = int(d.as_tuple().exponent)
+    if exp >= 0:
+        return int(d), 0
+    return int(d.scaleb(-exp)), -exp
+
+
+def _fees(taker: str, maker: str) -> dict[str, float]:
+    out = {}
+    if taker:
+        out["taker_fee"] = float(taker)
+    if maker:
+        out["maker_fee"] = float(maker)
+    return out
+
+
+def _arg(channel: str, sym: str) -> dict[str, str]:
+    return {"instType": _PRODUCT, "channel": channel, "instId": sym}
+
+
+def _op(op: str, args: list[dict[str, str]]) -> str:
+    return _enc.encode({"op": op, "args": args}).decode()
+
+
+def _push(action: str, channel: str, sym: str, data: dict[str, Any], ts_ms: int) -> str:
+    return _enc.encode({"action": action, "arg": _arg(channel, sym), "data": [data], "ts": ts_ms}).decode()
+
+
+def _row(level: Level) -> list[str]:
+    return [_fmt(level[0]), _fmt(level[1])]
+
+
+def _fmt(x: float) -> str:
+    """Plain decimal text that reads back as the same float (no exponent, as Bitget sends)."""
+    s = format(Decimal(repr(float(x))), "f")
+    return s.rstrip("0").rstrip(".") if "." in s else s
+
+
+register(Bitget)
