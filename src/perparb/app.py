@@ -21,6 +21,7 @@ from perparb.feeds.runtime import VenueFeed
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
 from perparb.replay import SWEEP_NS
+from perparb.scanner.alerts import Alerter, AlertRule
 from perparb.scanner.core import Scanner, ScanSettings
 from perparb.store.capture import CaptureWriter
 from perparb.view import render
@@ -55,6 +56,14 @@ def build_engine(settings: Settings, registry: Registry) -> Engine:
     return Engine(registry, settings.enabled_venues(), Scanner(scan_settings(settings)))
 
 
+def build_alerter(settings: Settings) -> Alerter | None:
+    a = settings.alerts
+    if not a.rules:
+        return None
+    rules = [AlertRule(**r.model_dump()) for r in a.rules]
+    return Alerter(rules, [u.get_secret_value() for u in a.urls], a.cooldown_s)
+
+
 class Session:
     """One engine with its venue feeds."""
 
@@ -69,6 +78,9 @@ class Session:
         self.http: aiohttp.ClientSession | None = None
         self.started_ns = 0
         self.capture = CaptureWriter(capture) if capture else None
+        self.alerter = build_alerter(settings)
+        if self.alerter is not None:
+            self.engine.scanner.listeners.append(self.alerter)
 
     def _urls(self, venue: str) -> tuple[str, str]:
         adapter = self.engine.adapters[venue]
@@ -105,6 +117,8 @@ class Session:
             await self.http.close()
         if self.capture is not None:
             self.capture.close()
+        if self.alerter is not None:
+            self.alerter.close()
 
     async def run(self, duration: float | None, view: bool = False) -> dict[str, Any]:
         await self.start()

@@ -62,6 +62,25 @@ class ApiSettings(_Model):
     cors_origins: list[str] = []
 
 
+class AlertRuleSettings(_Model):
+    name: str = "default"
+    kind: Literal["spread", "funding"] | None = None
+    min_edge_bps: float | None = None
+    min_size_base: float | None = None
+    min_notional: float | None = None
+    min_apr: float | None = None
+    assets: list[str] = []
+    venues: list[str] = []
+
+
+class AlertSettings(_Model):
+    # Apprise URLs (tgram://…, discord://…, slack://…, mailto://…, json://host/path); they carry
+    # tokens, so they are secrets.
+    urls: list[SecretStr] = []
+    cooldown_s: float = Field(default=300.0, ge=0)
+    rules: list[AlertRuleSettings] = []
+
+
 class StorageSettings(_Model):
     dir: Path = Path("data")
     capture: bool = False
@@ -82,6 +101,7 @@ class Settings(_Model):
     scanner: ScannerSettings = ScannerSettings()
     api: ApiSettings = ApiSettings()
     storage: StorageSettings = StorageSettings()
+    alerts: AlertSettings = AlertSettings()
     instruments_file: Path | None = None
     log_level: str = "WARNING"
 

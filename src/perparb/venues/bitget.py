@@ -466,7 +466,7 @@ def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
 
 
 def _places(step: int, place: int) -> float:
-    """``step × 10^-place`` (tick from pricePlace/priceEndStep, lot from volumePlace)."""
+    """``step * 10^-place`` (tick from pricePlace/priceEndStep, lot from volumePlace)."""
     return float(Decimal(step).scaleb(-place))
 
 
