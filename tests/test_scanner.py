@@ -278,8 +278,9 @@ def test_an_update_reevaluates_only_its_asset() -> None:
             sc.on_quote(i, quote(i, 99.9, 1.0, 100.0, 1.0), NOW, STATUS)
     calls.clear()
     i = inst("ccc", asset="ETH")
-    sc.on_quote(i, quote(i, 99.9, 1.0, 100.0, 1.0), NOW, STATUS)
-    assert calls == ["ETH"] * 4  # ccc against aaa and bbb, both directions
+    sc.on_quote(i, quote(i, 101.0, 1.0, 101.1, 1.0), NOW, STATUS)
+    # ccc now bids above aaa's and bbb's asks: exactly those two candidates are evaluated.
+    assert calls == ["ETH"] * 2
 
 
 # -- funding carry -------------------------------------------------------------------------

@@ -15,11 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from perparb.feeds.booksync import SyncedBook
-from perparb.model import Funding, Instrument, Opportunity, Quote, VenueStatus
+from perparb.model import Funding, Instrument, Level, Opportunity, Quote, VenueStatus
 from perparb.scanner.funding import evaluate_carry
 from perparb.scanner.legs import STALE, Leg
 from perparb.scanner.lifecycle import Lifecycle, Listener
 from perparb.scanner.spread import evaluate_pair
+
+
+Top = tuple[Level | None, Level | None]
 
 
 @dataclass
@@ -111,9 +114,9 @@ class Scanner:
         self.evaluate_carry(inst.asset, now_ns, status)
 
     # -- evaluation ----------------------------------------------------------------------
-    def _problem(self, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus]) -> str | None:
+    def _problem(self, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus], top: Top | None = None) -> str | None:
         return leg.problem(now_ns, self._max_age.get(leg.venue, self._default_age), status,
-                           leg.key in self.ambiguous)
+                           leg.key in self.ambiguous, top)
 
     def evaluate_leg(self, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         asset = leg.inst.asset
@@ -121,27 +124,32 @@ class Scanner:
         if len(legs) < 2:
             return
         found: dict[str, Opportunity] = {}
-        touched: set[str] = set()
+        mine = leg.top()
+        my_bid, my_ask = mine
         for other in legs.values():
             if other.venue == leg.venue or not self.comparable(leg, other):
                 continue
-            for a, b in ((leg, other), (other, leg)):
-                oid = f"spread:{asset}:{a.venue}:{b.venue}"
-                touched.add(oid)
-                opp = self._pair(asset, a, b, now_ns, status)
+            # Only a visible price gap makes a candidate; most pairs stop at this comparison.
+            theirs = other.top()
+            bid, ask = theirs
+            if my_ask is not None and bid is not None and bid[0] > my_ask[0]:
+                opp = self._pair(asset, leg, other, mine, theirs, now_ns, status)
                 if opp is not None:
-                    found[oid] = opp
-        self._settle(asset, "spread", found, touched, now_ns)
+                    _keep_best(found, opp)
+            if my_bid is not None and ask is not None and my_bid[0] > ask[0]:
+                opp = self._pair(asset, other, leg, theirs, mine, now_ns, status)
+                if opp is not None:
+                    _keep_best(found, opp)
+        self._settle(asset, "spread", found, now_ns, leg.venue)
 
-    def _pair(self, asset: str, a: Leg, b: Leg, now_ns: int, status: Mapping[str, VenueStatus]) -> Opportunity | None:
-        ask, bid = a.best_ask(), b.best_bid()
-        if ask is None or bid is None or bid[0] <= ask[0]:
-            return None  # no visible price gap: not a candidate
-        reason = self._problem(a, now_ns, status) or self._problem(b, now_ns, status)
+    def _pair(self, asset: str, a: Leg, b: Leg, a_top: Top, b_top: Top, now_ns: int,
+              status: Mapping[str, VenueStatus]) -> Opportunity | None:
+        """Buy on ``a``, sell on ``b``; the caller saw b's bid above a's ask."""
+        reason = self._problem(a, now_ns, status, a_top) or self._problem(b, now_ns, status, b_top)
         if reason is None:
             s = self.settings
-            opp, reason = evaluate_pair(asset, a, b, self.fee(a.inst), self.fee(b.inst), s.min_edge_bps,
-                                        s.max_notional, now_ns)
+            opp, reason = evaluate_pair(asset, a, b, a_top, b_top, self.fee(a.inst), self.fee(b.inst),
+                                        s.min_edge_bps, s.max_notional, now_ns)
             if opp is not None:
                 return opp
         self.rejections[reason or "unknown"] += 1
@@ -149,24 +157,23 @@ class Scanner:
 
     def evaluate_asset(self, asset: str, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         found: dict[str, Opportunity] = {}
-        touched: set[str] = set()
         legs = list(self.legs.get(asset, {}).values())
-        for a in legs:
-            for b in legs:
+        tops = [leg.top() for leg in legs]
+        for a, a_top in zip(legs, tops, strict=True):
+            for b, b_top in zip(legs, tops, strict=True):
                 if a.venue == b.venue or not self.comparable(a, b):
                     continue
-                oid = f"spread:{asset}:{a.venue}:{b.venue}"
-                touched.add(oid)
-                opp = self._pair(asset, a, b, now_ns, status)
-                if opp is not None:
-                    found[oid] = opp
-        self._settle(asset, "spread", found, touched, now_ns)
+                ask, bid = a_top[1], b_top[0]
+                if ask is not None and bid is not None and bid[0] > ask[0]:
+                    opp = self._pair(asset, a, b, a_top, b_top, now_ns, status)
+                    if opp is not None:
+                        _keep_best(found, opp)
+        self._settle(asset, "spread", found, now_ns)
 
     def evaluate_carry(self, asset: str, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         s = self.settings
         legs = [leg for leg in self.legs.get(asset, {}).values() if leg.funding is not None]
         found: dict[str, Opportunity] = {}
-        touched: set[str] = set()
         max_funding_age = int(s.funding_max_age_ms * 1e6)
         for long in legs:
             for short in legs:
@@ -177,8 +184,6 @@ class Scanner:
                 same = fl.interval_h == fs.interval_h
                 if (s.funding_intervals == "matching" and not same) or (s.funding_intervals == "different" and same):
                     continue
-                oid = f"funding:{asset}:{long.venue}:{short.venue}"
-                touched.add(oid)
                 if fs.rate / fs.interval_h <= fl.rate / fl.interval_h:
                     continue  # no differential in this direction: not a candidate
                 reason = self._problem(long, now_ns, status) or self._problem(short, now_ns, status)
@@ -188,16 +193,23 @@ class Scanner:
                     opp, reason = evaluate_carry(asset, long, short, self.fee(long.inst), self.fee(short.inst),
                                                  s.funding_notional, s.funding_horizon_h, s.funding_min_apr, now_ns)
                     if opp is not None:
-                        found[oid] = opp
+                        _keep_best(found, opp)
                         continue
                 self.rejections[f"funding_{reason}"] += 1
-        self._settle(asset, "funding", found, touched, now_ns)
+        self._settle(asset, "funding", found, now_ns)
 
-    def _settle(self, asset: str, kind: str, found: dict[str, Opportunity], touched: set[str], now_ns: int) -> None:
+    def _settle(self, asset: str, kind: str, found: dict[str, Opportunity], now_ns: int,
+                venue: str | None = None) -> None:
+        """Close what this evaluation covered but did not find again, then publish the rest.
+        ``venue`` limits the evaluation's reach to the pairs of that venue."""
         lc = self.lifecycle
-        prefix = f"{kind}:"
-        for oid in [o for o in lc.ids(asset) if o.startswith(prefix) and o in touched and o not in found]:
-            lc.close(oid, now_ns)
+        ids = lc.by_asset.get(asset)
+        if ids:
+            active = lc.active
+            for oid in [o for o in ids if o not in found]:
+                o = active[oid]
+                if o.kind == kind and (venue is None or o.buy_venue == venue or o.sell_venue == venue):
+                    lc.close(oid, now_ns)
         for opp in found.values():
             lc.upsert(opp)
 
@@ -217,3 +229,11 @@ class Scanner:
             self.evaluate_asset(asset, now_ns, status)
             self.evaluate_carry(asset, now_ns, status)
         self.lifecycle.evict_stats(now_ns)
+
+
+def _keep_best(found: dict[str, Opportunity], opp: Opportunity) -> None:
+    # A venue listing two contracts of one asset (USDT and USDC perps) gives two candidates
+    # for one venue pair: the id names the pair, so the better one stands for it.
+    cur = found.get(opp.id)
+    if cur is None or opp.edge_bps > cur.edge_bps:
+        found[opp.id] = opp

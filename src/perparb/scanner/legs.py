@@ -33,6 +33,17 @@ class Leg:
         self.last_ns = 0  # last time anything about this leg's prices arrived
 
     # -- prices --------------------------------------------------------------------------
+    def top(self) -> tuple[Level | None, Level | None]:
+        """(best bid, best ask), read once for a whole evaluation."""
+        if self.book is not None:
+            b = self.book.book
+            return b.bids.best(), b.asks.best()
+        q = self.quote
+        if q is None:
+            return None, None
+        return ((q.bid_px, q.bid_qty) if q.bid_qty > 0.0 else None,
+                (q.ask_px, q.ask_qty) if q.ask_qty > 0.0 else None)
+
     def best_bid(self) -> Level | None:
         if self.book is not None:
             return self.book.book.bids.best()
@@ -59,7 +70,7 @@ class Leg:
 
     # -- gates ---------------------------------------------------------------------------
     def problem(self, now_ns: int, max_age_ns: int, status: Mapping[str, VenueStatus],
-                ambiguous: bool = False) -> str | None:
+                ambiguous: bool = False, top: tuple[Level | None, Level | None] | None = None) -> str | None:
         """The first gate this leg fails, or None when it may be traded."""
         if now_ns - self.last_ns > max_age_ns:
             return STALE
@@ -68,7 +79,7 @@ class Leg:
             return DISCONNECTED
         if self.book is not None and self.book.state != SYNCED:
             return UNSYNCED
-        bid, ask = self.best_bid(), self.best_ask()
+        bid, ask = top if top is not None else self.top()
         if bid is None or ask is None:
             return UNSYNCED
         if bid[0] >= ask[0]:

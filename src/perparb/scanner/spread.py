@@ -49,16 +49,21 @@ def vwap_cost(levels: list[Level], size: float) -> float:
     return cost
 
 
-def evaluate_pair(asset: str, a: Leg, b: Leg, fee_a: float, fee_b: float, min_edge_bps: float,
+def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level | None],
+                  b_top: tuple[Level | None, Level | None], fee_a: float, fee_b: float, min_edge_bps: float,
                   max_notional: float, now_ns: int) -> tuple[Opportunity | None, str | None]:
     """Buy on ``a``, sell on ``b``. Both legs already passed the gates and b's best bid is
-    above a's best ask. Returns the opportunity, or the reason there is none."""
-    asks, bids = a.asks(DEPTH), b.bids(DEPTH)
-    a_bid, b_ask = a.best_bid(), b.best_ask()
-    if not asks or not bids or a_bid is None or b_ask is None:
+    above a's best ask; ``*_top`` are their (best bid, best ask). Returns the opportunity,
+    or the reason there is none."""
+    (a_bid, a_ask), (b_bid, b_ask) = a_top, b_top
+    if a_ask is None or a_bid is None or b_bid is None or b_ask is None:
         return None, BELOW_THRESHOLD
-    exit_unit = 0.5 * ((asks[0][0] - a_bid[0]) + (b_ask[0] - bids[0][0])) + fee_a * a_bid[0] + fee_b * b_ask[0]
+    exit_unit = 0.5 * ((a_ask[0] - a_bid[0]) + (b_ask[0] - b_bid[0])) + fee_a * a_bid[0] + fee_b * b_ask[0]
     threshold = min_edge_bps * 1e-4
+    pa, pb = a_ask[0], b_bid[0]
+    if (pb * (1.0 - fee_b) - pa * (1.0 + fee_a) - exit_unit) / pa < threshold:
+        return None, BELOW_THRESHOLD  # not even the top unit: no need to look deeper
+    asks, bids = a.asks(DEPTH), b.bids(DEPTH)
     size = cost = proceeds = top_size = 0.0
     i = j = 0
     qa, qb = asks[0][1], bids[0][1]
