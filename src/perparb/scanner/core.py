@@ -21,7 +21,6 @@ from perparb.scanner.legs import STALE, Leg
 from perparb.scanner.lifecycle import Lifecycle, Listener
 from perparb.scanner.spread import evaluate_pair
 
-
 Top = tuple[Level | None, Level | None]
 
 
