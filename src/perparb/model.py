@@ -207,3 +207,4 @@ class Opportunity(msgspec.Struct, kw_only=True):
     first_seen_ns: int = 0
     ts_ns: int = 0
     peak_edge_bps: float = 0.0
+    close_reason: str = ""  # on close: the gate or threshold that ended it, or "no_gap"

@@ -36,6 +36,8 @@ class OpportunityWriter:
     def __call__(self, event: str, o: Opportunity) -> None:
         row: dict[str, object] = {"event": event, "id": o.id, "kind": o.kind, "asset": o.asset, "ts_ns": o.ts_ns,
                                   "first_seen_ns": o.first_seen_ns}
+        if event == "close":
+            row["close_reason"] = o.close_reason
         if o.kind == "spread":
             row.update(buy_venue=o.buy_venue, sell_venue=o.sell_venue, buy_symbol=o.buy_symbol,
                        sell_symbol=o.sell_symbol, buy_px=o.buy_px, sell_px=o.sell_px, size_base=o.size_base,

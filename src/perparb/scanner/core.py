@@ -51,6 +51,7 @@ class Scanner:
         self.ambiguous: set[tuple[str, str]] = set()  # (venue, venue_symbol) never paired
         self._max_age = {v: int(ms * 1e6) for v, ms in self.settings.venue_max_age_ms.items()}
         self._quote_group = {q: g[0] for g in self.settings.quote_groups for q in g}
+        self._why: dict[str, str] = {}  # why a pair was last not reported (for close reasons)
         self._default_age = int(self.settings.max_quote_age_ms * 1e6)
 
     # -- compatibility shorthands used by views and reports -------------------------------
@@ -151,7 +152,9 @@ class Scanner:
                                         s.min_edge_bps, s.max_notional, now_ns)
             if opp is not None:
                 return opp
-        self.rejections[reason or "unknown"] += 1
+        reason = reason or "unknown"
+        self.rejections[reason] += 1
+        self._why[f"spread:{asset}:{a.venue}:{b.venue}"] = reason
         return None
 
     def evaluate_asset(self, asset: str, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
@@ -195,6 +198,7 @@ class Scanner:
                         _keep_best(found, opp)
                         continue
                 self.rejections[f"funding_{reason}"] += 1
+                self._why[f"funding:{asset}:{long.venue}:{short.venue}"] = reason or "unknown"
         self._settle(asset, "funding", found, now_ns)
 
     def _settle(self, asset: str, kind: str, found: dict[str, Opportunity], now_ns: int,
@@ -208,7 +212,8 @@ class Scanner:
             for oid in [o for o in ids if o not in found]:
                 o = active[oid]
                 if o.kind == kind and (venue is None or o.buy_venue == venue or o.sell_venue == venue):
-                    lc.close(oid, now_ns)
+                    lc.close(oid, now_ns, self._why.get(oid, "no_gap"))
+        self._why.clear()
         for opp in found.values():
             lc.upsert(opp)
 
@@ -223,7 +228,7 @@ class Scanner:
             if not legs:
                 del self.legs[asset]
                 for oid in list(self.lifecycle.ids(asset)):
-                    self.lifecycle.close(oid, now_ns)
+                    self.lifecycle.close(oid, now_ns, "evicted")
                 continue
             self.evaluate_asset(asset, now_ns, status)
             self.evaluate_carry(asset, now_ns, status)

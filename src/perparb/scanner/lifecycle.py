@@ -111,7 +111,7 @@ class Lifecycle:
                 or abs(opp.size_base - size) > 0.01 * max(size, 1e-12)):
             self._emit("update", opp)
 
-    def close(self, oid: str, now_ns: int) -> None:
+    def close(self, oid: str, now_ns: int, reason: str = "") -> None:
         opp = self.active.pop(oid, None)
         if opp is None:
             return
@@ -124,7 +124,7 @@ class Lifecycle:
         if stats is not None and stats.open_since:
             stats.add_open_time(stats.open_since, now_ns)
             stats.open_since = 0
-        self._emit("close", replace(opp, ts_ns=now_ns))  # emitted objects are never changed afterwards
+        self._emit("close", replace(opp, ts_ns=now_ns, close_reason=reason))  # emitted objects never change
         del self._emitted[oid]
 
     def ids(self, asset: str) -> set[str]:
