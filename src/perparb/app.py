@@ -19,6 +19,7 @@ from perparb.engine import Engine
 from perparb.feeds.booksync import SYNCED
 from perparb.feeds.runtime import VenueFeed
 from perparb.instruments.registry import Registry
+from perparb.api.state import Rates
 from perparb.instruments.snapshot import load_registry
 from perparb.replay import SWEEP_NS
 from perparb.scanner.alerts import Alerter, AlertRule
@@ -68,8 +69,14 @@ class Session:
     """One engine with its venue feeds."""
 
     def __init__(self, settings: Settings, endpoints: Endpoints | None = None,
-                 registry: Registry | None = None, capture: Path | None = None) -> None:
+                 registry: Registry | None = None, capture: Path | None = None, api: bool = False,
+                 config_path: Path | None = None) -> None:
         self.settings = settings
+        self.config_path = config_path
+        self.api_enabled = api
+        self.api_server: Any = None
+        self.api_port = 0
+        self.rates = Rates()
         self.registry = registry or build_registry(settings)
         self.engine = build_engine(settings, self.registry)
         self.endpoints = endpoints or {}
@@ -104,8 +111,53 @@ class Session:
                 continue
             self.feeds[venue] = feed
         self.tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
+        if self.api_enabled:
+            await self._start_api()
+
+    async def _start_api(self) -> None:
+        import uvicorn
+
+        from perparb.api.app import ApiContext, create_app
+
+        ctx = ApiContext(self.engine, self.settings.api, self.rates, self.alerter, self.reload)
+        self.api_context = ctx
+        app = create_app(ctx)
+        a = self.settings.api
+        config = uvicorn.Config(app, host=a.host, port=a.port, log_level="warning", lifespan="off",
+                                ws="websockets-sansio", access_log=False)
+        server = uvicorn.Server(config)
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]  # CLI owns signals
+        self.api_server = server
+        self.tasks.append(asyncio.create_task(server.serve()))
+        self.tasks.append(asyncio.create_task(ctx.hub.run()))
+        while not server.started:
+            if self.tasks[-2].done():
+                self.tasks[-2].result()  # raise why the server could not start (e.g. port in use)
+                raise OSError(f"API server on {a.host}:{a.port} stopped during start-up")
+            await asyncio.sleep(0.02)
+        self.api_port = server.servers[0].sockets[0].getsockname()[1]
+        log.warning("API and dashboard on http://%s:%d/", a.host, self.api_port)
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read alert rules and instrument overrides from the configuration file."""
+        if self.config_path is None:
+            return {"reloaded": [], "note": "no configuration file was given at start"}
+        from perparb.config import load_settings
+
+        fresh = load_settings(self.config_path)
+        done = []
+        if self.alerter is not None and fresh.alerts.rules:
+            self.alerter.rules = [AlertRule(**r.model_dump()) for r in fresh.alerts.rules]
+            self.alerter.cooldown_ns = int(fresh.alerts.cooldown_s * 1e9)
+            done.append("alerts")
+        if fresh.instruments_file:
+            self.registry.add_many(load_registry(Path(fresh.instruments_file)).all())
+            done.append("instruments")
+        return {"reloaded": done}
 
     async def stop(self) -> None:
+        if self.api_server is not None:
+            self.api_server.should_exit = True
         for f in self.feeds.values():
             f.stop()
         for t in self.tasks:
@@ -141,6 +193,7 @@ class Session:
                 await asyncio.sleep(SWEEP_NS / 1e9)
                 self.engine.advance(time.time_ns())
                 self.engine.scanner.sweep(self.engine.now_ns, self.engine.status)
+                self.rates.sample(self.engine, time.time_ns())
                 if live:
                     live.update(render(self))
         finally:
@@ -172,14 +225,14 @@ class Session:
 
 
 async def demo(settings: Settings, duration: float | None, seed: int, view: bool,
-               capture: Path | None = None) -> dict[str, Any]:
+               capture: Path | None = None, api: bool = False, config_path: Path | None = None) -> dict[str, Any]:
     from perparb.sim.server import Simulator
 
     registry = build_registry(settings)
     sim = Simulator(registry, settings.enabled_venues(), settings.assets, seed=seed)
     await sim.start()
     try:
-        session = Session(settings, sim.endpoints(), registry, capture)
+        session = Session(settings, sim.endpoints(), registry, capture, api, config_path)
         return await session.run(duration, view)
     finally:
         await sim.stop()

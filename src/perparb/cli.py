@@ -36,12 +36,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one 
 EdgeOpt = Annotated[float | None, typer.Option(help="Minimum net edge in basis points.")]
 CaptureOpt = Annotated[Path | None, typer.Option(
     help="Record every raw message and REST response to this capture file (.jsonl or .jsonl.zst).")]
+HostOpt = Annotated[str | None, typer.Option(help="API and dashboard address (default 127.0.0.1).")]
+PortOpt = Annotated[int | None, typer.Option(help="API and dashboard port (default 8000; 0 picks a free one).")]
+NoApiOpt = Annotated[bool, typer.Option("--no-api", help="Do not start the API and dashboard.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override any setting: --set scanner.max_quote_age_ms=2000 (repeatable).")]
 
 
 def _settings(config: Path | None, venues: str | None, assets: str | None,
-              min_edge_bps: float | None = None, sets: list[str] | None = None) -> Settings:
+              min_edge_bps: float | None = None, sets: list[str] | None = None, host: str | None = None,
+              port: int | None = None) -> Settings:
     overrides: dict[str, Any] = {}
     for item in sets or []:
         key, eq, value = item.partition("=")
@@ -49,7 +53,7 @@ def _settings(config: Path | None, venues: str | None, assets: str | None,
             err.print(f"[red]error:[/] --set {item!r}: expected KEY=VALUE, e.g. scanner.min_edge_bps=2")
             raise typer.Exit(2)
         overrides[key.strip()] = value.strip()
-    overrides.update({"assets": assets, "scanner.min_edge_bps": min_edge_bps})
+    overrides.update({"assets": assets, "scanner.min_edge_bps": min_edge_bps, "api.host": host, "api.port": port})
     if venues:
         overrides["venues"] = venues_from_flag(venues)
     try:
@@ -79,28 +83,48 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
 @app.command()
 def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, config: ConfigOpt = None,
          venues: VenuesOpt = None, assets: AssetsOpt = None, min_edge_bps: EdgeOpt = None,
-         set_: SetOpt = None, capture: CaptureOpt = None) -> None:
-    """Simulator + feeds + scanner in one process, offline, with a live terminal view."""
+         set_: SetOpt = None, capture: CaptureOpt = None, host: HostOpt = None, port: PortOpt = None,
+         no_api: NoApiOpt = False) -> None:
+    """Simulator + feeds + scanner + API in one process, offline, with a live terminal view."""
     from perparb.app import demo as run_demo
     from perparb.app import run_async
 
-    settings = _settings(config, venues, assets, min_edge_bps, set_)
+    settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
     view = not as_json and sys.stdout.isatty()
-    summary = run_async(run_demo(settings, duration, seed, view, capture))
+    summary = run_async(run_demo(settings, duration, seed, view, capture, not no_api, config))
     _finish(summary, as_json)
 
 
 @app.command()
 def run(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = None,
         duration: DurationOpt = None, as_json: JsonOpt = False, min_edge_bps: EdgeOpt = None,
-        set_: SetOpt = None, capture: CaptureOpt = None) -> None:
-    """Stream the real venues and scan them (needs internet)."""
+        set_: SetOpt = None, capture: CaptureOpt = None, host: HostOpt = None, port: PortOpt = None,
+        no_api: NoApiOpt = False) -> None:
+    """Stream the real venues, scan them, and serve the API (needs internet)."""
     from perparb.app import Session, run_async
 
-    settings = _settings(config, venues, assets, min_edge_bps, set_)
+    settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
     view = not as_json and sys.stdout.isatty()
-    summary = run_async(Session(settings, capture=capture).run(duration, view))
+    summary = run_async(Session(settings, capture=capture, api=not no_api, config_path=config).run(duration, view))
     _finish(summary, as_json)
+
+
+@app.command()
+def serve(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = None,
+          duration: DurationOpt = None, min_edge_bps: EdgeOpt = None, set_: SetOpt = None,
+          capture: CaptureOpt = None, host: HostOpt = None, port: PortOpt = None,
+          sim: Annotated[bool, typer.Option("--sim", help="Against the built-in simulator instead of the venues.")]
+          = False, seed: int = 7) -> None:
+    """The API, WebSocket stream and dashboard over a running engine, without the terminal view."""
+    from perparb.app import Session, run_async
+    from perparb.app import demo as run_demo
+
+    settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
+    if sim:
+        summary = run_async(run_demo(settings, duration, seed, False, capture, True, config))
+    else:
+        summary = run_async(Session(settings, capture=capture, api=True, config_path=config).run(duration, False))
+    _finish(summary, False)
 
 
 @app.command()

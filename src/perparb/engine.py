@@ -12,7 +12,7 @@ Work the transport must do for it (fetch a REST snapshot, resubscribe) is queued
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 
 from perparb.feeds.booksync import RESYNCING, SyncedBook
@@ -23,6 +23,7 @@ from perparb.venues import venue_class
 from perparb.venues.base import DecodeError, Venue
 
 log = logging.getLogger("perparb.engine")
+_CHANNEL = {Quote: "quote", BookSnapshot: "book", BookDelta: "book", Trade: "trade", Funding: "funding"}
 
 
 class Request:
@@ -49,6 +50,7 @@ class Engine:
         self.books: dict[tuple[str, str], SyncedBook] = {}
         self.funding: dict[tuple[str, str], Funding] = {}
         self.trades = 0
+        self.event_counts: Counter[tuple[str, str]] = Counter()  # (venue, channel) -> events
         self.now_ns = 0
         self._warned: set[str] = set()
         for v in venues:
@@ -112,6 +114,8 @@ class Engine:
 
     def on_event(self, ev: object) -> None:
         t = type(ev)
+        key = (ev.venue, _CHANNEL[t])  # type: ignore[attr-defined, index]
+        self.event_counts[key] += 1
         if t is Quote:
             q: Quote = ev  # type: ignore[assignment]
             inst = self.adapters[q.venue].table[q.venue_symbol]

@@ -52,6 +52,9 @@ class Scanner:
         self._max_age = {v: int(ms * 1e6) for v, ms in self.settings.venue_max_age_ms.items()}
         self._quote_group = {q: g[0] for g in self.settings.quote_groups for q in g}
         self._why: dict[str, str] = {}  # why a pair was last not reported (for close reasons)
+        # Assets whose prices / funding changed since a reader (the WebSocket hub) last looked.
+        self.dirty: set[str] = set()
+        self.dirty_funding: set[str] = set()
         self._default_age = int(self.settings.max_quote_age_ms * 1e6)
 
     # -- compatibility shorthands used by views and reports -------------------------------
@@ -98,12 +101,14 @@ class Scanner:
 
     def on_quote(self, inst: Instrument, q: Quote, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         leg = self.leg(inst)
+        self.dirty.add(inst.asset)
         leg.quote = q
         leg.last_ns = q.recv_ns
         self.evaluate_leg(leg, now_ns, status)
 
     def on_book(self, inst: Instrument, book: SyncedBook, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         leg = self.leg(inst)
+        self.dirty.add(inst.asset)
         leg.book = book
         leg.last_ns = book.last_ns
         self.evaluate_leg(leg, now_ns, status)
@@ -111,6 +116,7 @@ class Scanner:
     def on_funding(self, inst: Instrument, f: Funding, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         leg = self.leg(inst)
         leg.funding = f
+        self.dirty_funding.add(inst.asset)
         self.evaluate_carry(inst.asset, now_ns, status)
 
     # -- evaluation ----------------------------------------------------------------------

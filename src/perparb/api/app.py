@@ -1,0 +1,205 @@
+"""The HTTP API: REST (OpenAPI at /docs), the /ws stream, /metrics and the dashboard.
+
+Read-only endpoints are open unless ``api.public_read`` is false; mutating ones always
+need ``Authorization: Bearer <api.token>`` (and are refused when no token is set).
+Bad parameters get a JSON 4xx naming the problem. Secrets never appear in responses.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from perparb.api import state
+from perparb.api.hub import Hub
+from perparb.api.metrics import Metrics
+from perparb.config import ApiSettings
+from perparb.engine import Engine
+from perparb.scanner.alerts import Alerter
+
+STATIC = Path(__file__).with_name("static")
+
+Asset = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9._-]{1,40}$", description="Canonical asset, e.g. BTC")]
+VenueId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9:._-]{1,40}$", description="Venue id, e.g. binance")]
+
+
+class ApiContext:
+    """What the API reads and controls; built by the session that runs the engine."""
+
+    def __init__(self, engine: Engine, settings: ApiSettings, rates: state.Rates | None = None,
+                 alerter: Alerter | None = None, reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+                 extra: dict[str, Callable[[], Any]] | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.rates = rates or state.Rates()
+        self.alerter = alerter
+        self.reload = reload
+        self.hub = Hub(engine, self.rates, alerter)
+        self.metrics = Metrics(engine, self.hub, alerter)
+        self.extra = extra or {}
+
+
+def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
+    app = FastAPI(title="perparb", version="0.1.0",
+                  description="Cross-exchange perpetual arbitrage: venues, prices, opportunities, funding.")
+    s = ctx.settings
+    if s.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=s.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    token = s.token.get_secret_value() if s.token else None
+
+    def bearer(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else ""
+        return bool(token) and hmac.compare_digest(given.encode(), (token or "").encode())
+
+    def read_access(request: Request) -> None:
+        if not s.public_read and not bearer(request):
+            raise HTTPException(401, "a bearer token is required (api.public_read is false)")
+
+    def write_access(request: Request) -> None:
+        if not token:
+            raise HTTPException(403, "mutating endpoints are disabled: set api.token to enable them")
+        if not bearer(request):
+            raise HTTPException(401, "a valid bearer token is required")
+
+    read = [Depends(read_access)]
+    e = ctx.engine
+
+    @app.get("/health", dependencies=read)
+    def health() -> JSONResponse:
+        """Per-component status; 503 when no venue is connected."""
+        venues = {v: st.state for v, st in e.status.items()}
+        connected = sum(st.connected for st in e.status.values())
+        body = {"status": "ok" if connected else "unavailable", "venues_connected": connected,
+                "components": {"venues": venues, "scanner": {"assets": len(e.scanner.legs),
+                                                             "open": len(e.scanner.lifecycle.active)},
+                               "websocket_clients": len(ctx.hub.clients),
+                               **{k: f() for k, f in ctx.extra.items()}}}
+        return JSONResponse(body, status_code=200 if connected else 503)
+
+    @app.get("/api/venues", dependencies=read)
+    def venues() -> list[dict[str, Any]]:
+        """Connection state, message rate, last message age, reconnects, book sync counters."""
+        return state.venues(e, ctx.rates)
+
+    @app.get("/api/instruments", dependencies=read)
+    def instruments(asset: Annotated[str | None, Query(max_length=40)] = None,
+                    venue: Annotated[str | None, Query(max_length=40)] = None) -> list[dict[str, Any]]:
+        """The cross-venue instrument map."""
+        return state.instruments(e, asset, venue)
+
+    @app.get("/api/prices", dependencies=read)
+    def prices() -> dict[str, list[dict[str, Any]]]:
+        """Best bid/ask per asset and venue, in canonical units."""
+        return state.prices(e)
+
+    @app.get("/api/prices/{asset}", dependencies=read)
+    def prices_asset(asset: Asset) -> list[dict[str, Any]]:
+        rows = state.prices(e, asset).get(asset.upper())
+        if rows is None:
+            raise HTTPException(404, f"no prices for asset {asset.upper()!r}")
+        return rows
+
+    @app.get("/api/best-prices/{asset}", dependencies=read)
+    def best_prices(asset: Asset) -> dict[str, Any]:
+        best = state.best_prices(e, asset)
+        if best is None:
+            raise HTTPException(404, f"no prices for asset {asset.upper()!r}")
+        return best
+
+    @app.get("/api/summary", dependencies=read)
+    def summary() -> dict[str, Any]:
+        return state.summary(e)
+
+    @app.get("/api/opportunities", dependencies=read)
+    def opportunities(
+        kind: Literal["spread", "funding"] | None = None,
+        min_edge: Annotated[float | None, Query(description="Minimum net edge, bps", ge=-1e6, le=1e6)] = None,
+        min_size: Annotated[float | None, Query(description="Minimum size, base units", ge=0, le=1e18)] = None,
+        min_apr: Annotated[float | None, Query(description="Minimum APR (0.1 = 10 %)", ge=-1e6, le=1e6)] = None,
+        asset: Annotated[str | None, Query(max_length=40)] = None,
+        venue: Annotated[str | None, Query(max_length=40)] = None,
+        sort: Literal[state.SORT_KEYS] = "edge_bps",  # type: ignore[valid-type]
+        order: Literal["asc", "desc"] = "desc",
+        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    ) -> list[dict[str, Any]]:
+        """Open opportunities, filtered and sorted."""
+        return state.opportunities(e, kind, min_edge, min_size, min_apr, asset, venue, sort, order == "desc", limit)
+
+    @app.get("/api/opportunities/{asset}", dependencies=read)
+    def opportunities_asset(asset: Asset, kind: Literal["spread", "funding"] | None = None) -> list[dict[str, Any]]:
+        return state.opportunities(e, kind=kind, asset=asset)
+
+    @app.get("/api/spread/{asset}/{venue_a}/{venue_b}", dependencies=read)
+    def spread(asset: Asset, venue_a: VenueId, venue_b: VenueId) -> dict[str, Any]:
+        """The executable spread both ways now (at any edge) and its recent history."""
+        if venue_a == venue_b:
+            raise HTTPException(400, "venue_a and venue_b must differ")
+        out = state.spread(e, asset, venue_a, venue_b)
+        if out is None:
+            raise HTTPException(404, f"{asset.upper()} is not quoted on both {venue_a} and {venue_b}")
+        return out
+
+    @app.get("/api/funding", dependencies=read)
+    def funding() -> dict[str, dict[str, dict[str, Any]]]:
+        """Asset x venue: rate, predicted rate, interval, APR, next settlement."""
+        return state.funding(e)
+
+    @app.get("/api/rejections", dependencies=read)
+    def rejections() -> dict[str, int]:
+        """Suppressed candidates by reason."""
+        return dict(sorted(e.scanner.rejections.items()))
+
+    @app.get("/api/alerts", dependencies=read)
+    def alerts() -> dict[str, Any]:
+        a = ctx.alerter
+        if a is None:
+            return {"enabled": False, "recent": [], "cooldowns": [], "counts": {}}
+        return {"enabled": True, "recent": [_alert(x) for x in reversed(a.recent)], "cooldowns": a.cooldowns(e.now_ns),
+                "counts": dict(a.counts), "cooldown_s": a.cooldown_ns / 1e9}
+
+    @app.post("/api/config/reload", dependencies=[Depends(write_access)])
+    async def reload() -> dict[str, Any]:
+        """Reload instrument overrides and alert rules from the configuration, without restart."""
+        if ctx.reload is None:
+            raise HTTPException(409, "this server was started without a configuration to reload")
+        return await ctx.reload()
+
+    @app.get("/metrics", dependencies=read)
+    def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        if not s.public_read:
+            auth = websocket.headers.get("authorization", "") or f"Bearer {websocket.query_params.get('token', '')}"
+            if not (token and hmac.compare_digest(auth[7:].encode(), token.encode())):
+                await websocket.close(code=4401)
+                return
+        await ctx.hub.serve(websocket)
+
+    web = static_dir or STATIC
+    if (web / "index.html").exists():
+        app.mount("/", StaticFiles(directory=web, html=True), name="dashboard")
+    else:
+        @app.get("/", include_in_schema=False)
+        def no_dashboard() -> JSONResponse:
+            return JSONResponse({"error": "the dashboard is not built; run `make setup` (npm build of web/)"},
+                                status_code=404)
+
+    return app
+
+
+def _alert(a: Any) -> dict[str, Any]:
+    import msgspec
+
+    return msgspec.structs.asdict(a)

@@ -1,0 +1,202 @@
+"""WebSocket fan-out with per-client conflation.
+
+The engine never waits for a client. A publisher tick (every ``interval_s``) turns what
+changed into typed messages and writes them into each client's pending map, keyed by
+(type, key): a newer value replaces an unsent older one, so a slow or stalled client
+holds at most one message per key and, when it catches up, receives the latest state.
+Each client has its own sender task; only that task ever waits on that client's socket.
+
+Messages (JSON objects, field ``type``):
+  snapshot      full state on connect and after a subscribe: venues, prices, opportunities,
+                funding, summary, alerts
+  price_update  {asset, data: [per-venue bid/ask/mid/age/book]}
+  opportunities {events: [{event: open|update|close, ...opportunity}]}
+  funding       {asset, data: {venue: {rate, predicted_rate, interval_h, apr, next_funding_ns}}}
+  venue_status  {data: [per-venue status]}
+  summary       {data: summary}
+  alert         {data: alert}
+A client may send {"type": "subscribe", "assets": [...], "types": [...]} to filter by
+asset and message type (empty or missing = everything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from perparb.api import state
+from perparb.engine import Engine
+from perparb.model import Opportunity
+from perparb.scanner.alerts import Alerter
+
+log = logging.getLogger("perparb.api")
+
+TYPES = ("price_update", "opportunities", "funding", "venue_status", "summary", "alert")
+MAX_PENDING_ALERTS = 100
+
+
+class Client:
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.assets: set[str] | None = None
+        self.types: set[str] | None = None
+        self.pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self.wake = asyncio.Event()
+        self.sent = 0
+        self.dropped = 0  # messages replaced before they were sent (conflated)
+
+    def wants(self, kind: str, asset: str | None) -> bool:
+        if self.types is not None and kind not in self.types:
+            return False
+        return asset is None or self.assets is None or asset in self.assets
+
+    def put(self, kind: str, key: str, msg: dict[str, Any]) -> None:
+        k = (kind, key)
+        if k in self.pending:
+            self.dropped += 1
+        self.pending[k] = msg
+        self.wake.set()
+
+
+class Hub:
+    def __init__(self, engine: Engine, rates: state.Rates | None = None, alerter: Alerter | None = None,
+                 interval_s: float = 0.2) -> None:
+        self.engine = engine
+        self.rates = rates
+        self.alerter = alerter
+        self.interval_s = interval_s
+        self.clients: set[Client] = set()
+        self._events: dict[str, tuple[str, Opportunity]] = {}  # id -> latest lifecycle event
+        self._alerts_seen = 0
+        self._enc = msgspec.json.Encoder()
+        engine.scanner.listeners.append(self._on_opportunity)
+
+    def _on_opportunity(self, event: str, o: Opportunity) -> None:
+        if self.clients:
+            self._events[o.id] = (event, o)
+
+    # -- snapshot ------------------------------------------------------------------------
+    def snapshot(self, c: Client) -> dict[str, Any]:
+        e = self.engine
+        prices = state.prices(e)
+        funding = state.funding(e)
+        if c.assets is not None:
+            prices = {a: v for a, v in prices.items() if a in c.assets}
+            funding = {a: v for a, v in funding.items() if a in c.assets}
+        opps = [o for o in state.opportunities(e) if c.assets is None or o["asset"] in c.assets]
+        alerts = [msgspec.structs.asdict(a) for a in self.alerter.recent] if self.alerter else []
+        return {"type": "snapshot", "venues": state.venues(e, self.rates), "prices": prices, "opportunities": opps,
+                "funding": funding, "summary": state.summary(e), "alerts": alerts}
+
+    # -- clients -------------------------------------------------------------------------
+    async def serve(self, ws: WebSocket) -> None:
+        await ws.accept()
+        c = Client(ws)
+        self.clients.add(c)
+        sender = asyncio.create_task(self._sender(c))
+        try:
+            await ws.send_text(self._enc.encode(self.snapshot(c)).decode())
+            while True:
+                try:
+                    msg = await ws.receive_json()
+                except (ValueError, KeyError):
+                    await ws.send_json({"type": "error", "error": "messages must be JSON objects"})
+                    continue
+                err = self._subscribe(c, msg)
+                if err:
+                    await ws.send_json({"type": "error", "error": err})
+                else:
+                    c.pending.clear()
+                    await ws.send_text(self._enc.encode(self.snapshot(c)).decode())
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self.clients.discard(c)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    @staticmethod
+    def _subscribe(c: Client, msg: Any) -> str | None:
+        if not isinstance(msg, dict) or msg.get("type") != "subscribe":
+            return 'expected {"type": "subscribe", "assets": [...], "types": [...]}'
+        assets, types = msg.get("assets") or [], msg.get("types") or []
+        if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
+            return "assets must be a list of asset names"
+        if not isinstance(types, list) or any(t not in TYPES for t in types):
+            return f"types must be a list of: {', '.join(TYPES)}"
+        c.assets = {a.upper() for a in assets} or None
+        c.types = set(types) or None
+        return None
+
+    async def _sender(self, c: Client) -> None:
+        while True:
+            await c.wake.wait()
+            c.wake.clear()
+            batch, c.pending = c.pending, {}
+            opp_events = [m for (kind, _), m in batch.items() if kind == "opportunities"]
+            out = [m for (kind, _), m in batch.items() if kind != "opportunities"]
+            if opp_events:
+                out.append({"type": "opportunities", "events": opp_events})
+            for m in out:
+                await c.ws.send_text(self._enc.encode(m).decode())
+                c.sent += 1
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish(self) -> None:
+        """One tick: queue what changed for every client. Never waits."""
+        if not self.clients:
+            self.engine.scanner.dirty.clear()
+            self.engine.scanner.dirty_funding.clear()
+            return
+        e = self.engine
+        sc = e.scanner
+        dirty, sc.dirty = sc.dirty, set()
+        dirty_funding, sc.dirty_funding = sc.dirty_funding, set()
+        events, self._events = self._events, {}
+        prices = {a: state.prices(e, a).get(a, []) for a in dirty}
+        fmatrix = state.funding(e) if dirty_funding else {}
+        venues = {"type": "venue_status", "data": state.venues(e, self.rates)}
+        summary = {"type": "summary", "data": state.summary(e)}
+        alerts = []
+        if self.alerter is not None:
+            recent = list(self.alerter.recent)
+            total = self.alerter.counts["sent"]
+            new = min(total - self._alerts_seen, len(recent))
+            alerts = recent[len(recent) - new:] if new > 0 else []
+            self._alerts_seen = total
+        for c in list(self.clients):
+            put: Callable[[str, str, dict[str, Any]], None] = c.put
+            for a, rows in prices.items():
+                if c.wants("price_update", a):
+                    put("price_update", a, {"type": "price_update", "asset": a, "data": rows})
+            for oid, (event, o) in events.items():
+                if c.wants("opportunities", o.asset):
+                    put("opportunities", oid, {"event": event, **state.opportunity(o)})
+            for a in dirty_funding:
+                if a in fmatrix and c.wants("funding", a):
+                    put("funding", a, {"type": "funding", "asset": a, "data": fmatrix[a]})
+            if c.wants("venue_status", None):
+                put("venue_status", "", venues)
+            if c.wants("summary", None):
+                put("summary", "", summary)
+            for al in alerts:
+                if c.wants("alert", al.asset):
+                    put("alert", f"{al.ts_ns}:{al.opportunity_id}", {"type": "alert", "data": msgspec.structs.asdict(al)})
+            if len([k for k in c.pending if k[0] == "alert"]) > MAX_PENDING_ALERTS:
+                for k in [k for k in c.pending if k[0] == "alert"][:-MAX_PENDING_ALERTS]:
+                    del c.pending[k]
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                self.publish()
+            except Exception:  # a bad view must not stop the feed to every client
+                log.exception("publishing to WebSocket clients failed")

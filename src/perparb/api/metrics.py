@@ -1,0 +1,93 @@
+"""Prometheus metrics. Counters that the engine already keeps are read at scrape time (a
+custom collector), so the hot path pays nothing for them; the tick-to-opportunity
+histogram is observed by an opportunity listener."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from perparb.model import Opportunity
+
+if TYPE_CHECKING:
+    from perparb.api.hub import Hub
+    from perparb.engine import Engine
+    from perparb.scanner.alerts import Alerter
+
+
+class EngineCollector(Collector):
+    def __init__(self, engine: Engine, hub: Hub | None, alerter: Alerter | None) -> None:
+        self.engine, self.hub, self.alerter = engine, hub, alerter
+
+    def collect(self) -> Iterator[Metric]:
+        e = self.engine
+        now = time.time_ns()
+        msgs = CounterMetricFamily("perparb_messages", "Raw messages received", labels=["venue"])
+        events = CounterMetricFamily("perparb_events", "Normalized events by venue and channel",
+                                     labels=["venue", "channel"])
+        errors = CounterMetricFamily("perparb_decode_errors", "Messages that failed to decode", labels=["venue"])
+        unknown = CounterMetricFamily("perparb_unknown_symbols", "Messages naming an unknown contract",
+                                      labels=["venue"])
+        reconnects = CounterMetricFamily("perparb_reconnects", "Websocket reconnects", labels=["venue"])
+        connected = GaugeMetricFamily("perparb_venue_connected", "1 when the venue is connected", labels=["venue"])
+        age = GaugeMetricFamily("perparb_quote_age_seconds", "Time since the venue's last message", labels=["venue"])
+        resyncs = CounterMetricFamily("perparb_book_resyncs", "Book resynchronizations", labels=["venue"])
+        gaps = CounterMetricFamily("perparb_book_gaps", "Sequence gaps detected", labels=["venue"])
+        checks = CounterMetricFamily("perparb_book_checksum_failures", "Book checksum mismatches", labels=["venue"])
+        crossed = CounterMetricFamily("perparb_book_crossed", "Books found crossed", labels=["venue"])
+        for v, st in e.status.items():
+            msgs.add_metric([v], st.messages)
+            errors.add_metric([v], st.decode_errors)
+            unknown.add_metric([v], st.unknown_symbols)
+            reconnects.add_metric([v], st.reconnects)
+            connected.add_metric([v], 1.0 if st.connected else 0.0)
+            if st.last_msg_ns:
+                age.add_metric([v], max(0.0, (now - st.last_msg_ns) / 1e9))
+            books = [sb for (bv, _), sb in e.books.items() if bv == v]
+            resyncs.add_metric([v], sum(sb.resyncs for sb in books))
+            gaps.add_metric([v], sum(sb.gaps for sb in books))
+            checks.add_metric([v], sum(sb.checksum_failures for sb in books))
+            crossed.add_metric([v], sum(sb.crossed for sb in books))
+        for (v, channel), n in sorted(e.event_counts.items()):
+            events.add_metric([v, channel], n)
+        yield from (msgs, events, errors, unknown, reconnects, connected, age, resyncs, gaps, checks, crossed)
+        opened = CounterMetricFamily("perparb_opportunities", "Opportunities opened", labels=["kind"])
+        for kind in ("spread", "funding"):
+            opened.add_metric([kind], e.scanner.lifecycle.opened.get(kind, 0))
+        open_now = GaugeMetricFamily("perparb_opportunities_open", "Opportunities open now", labels=["kind"])
+        for kind in ("spread", "funding"):
+            open_now.add_metric([kind], sum(o.kind == kind for o in e.scanner.lifecycle.active.values()))
+        rejected = CounterMetricFamily("perparb_suppressed_candidates", "Candidates suppressed, by reason",
+                                       labels=["reason"])
+        for reason, n in sorted(e.scanner.rejections.items()):
+            rejected.add_metric([reason], n)
+        yield from (opened, open_now, rejected)
+        alerts = CounterMetricFamily("perparb_alerts", "Alerts by outcome", labels=["outcome"])
+        if self.alerter is not None:
+            for outcome, n in sorted(self.alerter.counts.items()):
+                alerts.add_metric([outcome], n)
+        yield alerts
+        clients = GaugeMetricFamily("perparb_websocket_clients", "Connected WebSocket clients")
+        clients.add_metric([], len(self.hub.clients) if self.hub else 0)
+        yield clients
+
+
+class Metrics:
+    def __init__(self, engine: Engine, hub: Hub | None = None, alerter: Alerter | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(EngineCollector(engine, hub, alerter))
+        self.latency = Histogram(
+            "perparb_tick_to_opportunity_seconds", "From receiving the message that changed an opportunity "
+            "to publishing it", registry=self.registry,
+            buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0))
+        engine.scanner.listeners.append(self._observe)
+
+    def _observe(self, event: str, o: Opportunity) -> None:
+        # ts_ns is the receive time of the message that produced this event (live mode).
+        if event != "close":
+            self.latency.observe(max(0.0, (time.time_ns() - o.ts_ns) / 1e9))
