@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+WEB_BUILD := src/perparb/api/static/index.html
+
+.PHONY: setup demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,12 +14,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The dashboard (web/, Vite + TypeScript) builds into the package, which serves it at /.
+$(WEB_BUILD): $(wildcard web/package.json web/package-lock.json web/index.html web/vite.config.* web/tsconfig*.json) $(shell find web/src -type f 2>/dev/null)
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
-demo: $(STAMP)
+ifneq ($(wildcard web/package.json),)
+setup: $(STAMP) $(WEB_BUILD)
+else
+setup: $(STAMP)
+endif
+
+# Browser tests drive Debian's Chromium through Playwright; install it when missing (root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)) || \
+		echo "WARNING: chromium is not installed; browser tests will be skipped"
+
+demo: setup
 	$(BIN)/perparb demo --duration 20
 
-test: $(STAMP)
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
