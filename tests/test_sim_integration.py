@@ -134,6 +134,5 @@ async def test_all_venues_together_find_cross_venue_opportunities() -> None:
         opened = r.session.engine.scanner.opened
         r.session.engine.scanner.min_edge_bps = -1000.0  # every crossing pair, whatever the fees
         await wait_for(lambda: r.session.engine.scanner.opened > opened, what="an opportunity")
-        for opps in r.session.engine.scanner.active.values():
-            for o in opps.values():
-                assert o.buy_venue != o.sell_venue and o.size_base > 0
+        for o in r.session.engine.scanner.lifecycle.active.values():
+            assert o.buy_venue != o.sell_venue and o.size_base > 0
