@@ -16,6 +16,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
@@ -37,7 +38,7 @@ def sim_instruments(registry: Registry, venue: Venue, assets: list[str]) -> list
     for asset in assets:
         inst = known.get(asset)
         if inst is None:
-            inst = venue.derive(f"{asset}USDT")
+            inst = venue.sim_contract(asset)
         if inst is None:
             continue
         if not inst.tick_size:
@@ -48,9 +49,18 @@ def sim_instruments(registry: Registry, venue: Venue, assets: list[str]) -> list
     return out
 
 
+class ClientWire(Protocol):
+    """A client connection: an aiohttp websocket, or a venue transport's stand-in (Socket.IO)."""
+
+    @property
+    def closed(self) -> bool: ...
+    async def send_str(self, data: str) -> None: ...
+    async def close(self) -> bool: ...
+
+
 @dataclass
 class _Client:
-    ws: web.WebSocketResponse
+    ws: ClientWire
     topics: set[tuple[str, str]] = field(default_factory=set)
     pending_snapshots: set[str] = field(default_factory=set)
     new_funding: set[str] = field(default_factory=set)
@@ -72,6 +82,9 @@ class SimVenue:
     # -- http ----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application()
+        attach = getattr(self.venue, "sim_attach", None)  # venues that do not speak plain websockets
+        if attach is not None:
+            attach(app, self)
         app.router.add_route("GET", "/{tail:.*}", self._handle)
         app.router.add_route("POST", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app, access_log=None)
@@ -120,26 +133,35 @@ class SimVenue:
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=20.0, autoping=True)
         await ws.prepare(request)
-        client = _Client(ws)
-        self.clients.append(client)
+        client = self.add_client(ws)
         try:
             async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                replies, topics = self.venue.sim_handle(msg.data)
-                for r in replies:
-                    await ws.send_str(r)
-                for kind, sym in topics:
-                    if sym in self.books:
-                        client.topics.add((kind, sym))
-                        if kind == "book" and self.venue.book_sync != "rest_bridged":
-                            client.pending_snapshots.add(sym)
-                        if kind == "funding":
-                            client.new_funding.add(sym)
+                if msg.type == WSMsgType.TEXT:
+                    await self.on_client_text(client, msg.data)
         finally:
-            with contextlib.suppress(ValueError):
-                self.clients.remove(client)
+            self.remove_client(client)
         return ws
+
+    def add_client(self, ws: ClientWire) -> _Client:
+        client = _Client(ws)
+        self.clients.append(client)
+        return client
+
+    def remove_client(self, client: _Client) -> None:
+        with contextlib.suppress(ValueError):
+            self.clients.remove(client)
+
+    async def on_client_text(self, client: _Client, text: str) -> None:
+        replies, topics = self.venue.sim_handle(text)
+        for r in replies:
+            await client.ws.send_str(r)
+        for kind, sym in topics:
+            if sym in self.books:
+                client.topics.add((kind, sym))
+                if kind == "book" and self.venue.book_sync != "rest_bridged":
+                    client.pending_snapshots.add(sym)
+                if kind == "funding":
+                    client.new_funding.add(sym)
 
     # -- control -------------------------------------------------------------------------
     async def drop(self) -> None:
@@ -203,14 +225,17 @@ class SimVenue:
                         sent += await self._send(c, msg)
         return sent
 
-    async def _send(self, c: _Client, text: str) -> int:
+    async def _send(self, c: _Client, frames: str | list[str]) -> int:
         if c.ws.closed:
             return 0
+        sent = 0
         try:
-            await c.ws.send_str(text)
+            for text in [frames] if isinstance(frames, str) else frames:
+                await c.ws.send_str(text)
+                sent += 1
         except (ConnectionError, RuntimeError):
-            return 0
-        return 1
+            pass
+        return sent
 
 
 class Simulator:

@@ -125,6 +125,12 @@ class Venue:
         """Replies to a client message and the (channel, venue_symbol) topics it subscribes."""
         raise NotImplementedError
 
+    def sim_contract(self, asset: str) -> Instrument | None:
+        """The contract the simulator lists for ``asset`` when the instrument snapshot has none
+        for this venue. The simulator is the venue: it serves this contract's metadata, so
+        clients learn it exactly as they learn real contracts. Default: a symbol-derived one."""
+        return self.derive(f"{asset}USDT")
+
     def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
         """REST metadata responses describing ``instruments``, by path."""
         raise NotImplementedError
@@ -134,9 +140,10 @@ class Venue:
         return None
 
     def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
-                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
-        """Book message with native levels; ``first_seq..seq`` are the updates it covers and
-        ``prev_seq`` the seq of the previous book message (a snapshot has no previous)."""
+                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str | list[str]:
+        """Book message(s) with native levels; ``first_seq..seq`` are the updates it covers and
+        ``prev_seq`` the seq of the previous book message (a snapshot has no previous). Venues
+        that send one message per level change return a list of frames."""
         raise NotImplementedError
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,

@@ -29,6 +29,7 @@ mark and index prices to the last known rate.
 from __future__ import annotations
 
 import itertools
+import math
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -38,6 +39,7 @@ import msgspec
 from perparb.instruments.canonical import ALIASES, canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
+from perparb.sim.model import START_PRICES
 from perparb.venues import register
 from perparb.venues.base import MS, Connection, Venue, decode_error
 
@@ -171,7 +173,7 @@ _matches, _instruments = _dec(_Msg[_Match]), _dec(_Msg[_InstrumentData])
 _control, _bullet, _rest_book, _contracts = _dec(_Control), _dec(_Bullet), _dec(_RestBookResponse), _dec(_Contracts)
 _enc = msgspec.json.Encoder()
 
-_TOPIC = b'"topic":"'
+_TOPIC = b'"topic"'
 _KINDS = {
     b"/contractMarket/level2": "change", b"/contractMarket/tickerV2": "ticker",
     b"/contractMarket/level2Depth5": "depth", b"/contractMarket/level2Depth50": "depth",
@@ -198,6 +200,7 @@ class _FundingState:
         self.rate: float | None = None
         self.mark: float | None = None
         self.index: float | None = None
+
 
 
 class Kucoin(Venue):
@@ -264,17 +267,16 @@ class Kucoin(Venue):
     def parse(self, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
         if isinstance(raw, str):
             raw = raw.encode()
-        if b"\n" in raw:
-            # Several messages in one frame: only the simulator sends that (see sim_book).
-            lines = [ln for ln in raw.split(b"\n") if ln.strip()]
-            if len(lines) > 1:
-                return [e for ln in lines for e in self.parse(ln, recv_ns)]
-            raw = lines[0] if lines else raw
         i = raw.find(_TOPIC)
         try:
             if i < 0:
                 return self._control(_control.decode(raw))
             i += len(_TOPIC)
+            while raw[i : i + 1] in (b" ", b":", b"\t"):  # JSON written with spaces
+                i += 1
+            if raw[i : i + 1] != b'"':
+                raise ValueError("topic is not a string")
+            i += 1
             j = raw.find(b'"', i)
             colon = raw.find(b":", i, j)
             kind = _KINDS.get(raw[i:colon] if colon > 0 else raw[i:j])
@@ -432,6 +434,20 @@ class Kucoin(Venue):
         return out
 
     # -- simulator -----------------------------------------------------------------------
+    def sim_contract(self, asset: str) -> Instrument | None:
+        """A KuCoin-style linear contract (``XBTUSDTM``, multiplier worth tens of USDT) for the
+        simulator when no recorded contracts response lists one."""
+        px = START_PRICES.get(asset)
+        if px is None:
+            return None
+        multiplier = 10.0 ** round(math.log10(50.0 / px))
+        native = "XBT" if asset == "BTC" else asset
+        return Instrument(
+            venue=self.id, venue_symbol=f"{native}USDTM", symbol=canonical_symbol(asset, "USDT", "USDT"),
+            asset=asset, quote="USDT", settle="USDT", contract_size=multiplier, tick_size=10.0 ** math.floor(
+                math.log10(px * 1e-5)), lot_size=1.0, min_qty=1.0, taker_fee=self.taker_fee, maker_fee=self.maker_fee,
+            funding_interval_h=8.0, status="active", source="sim")
+
     def sim_bootstrap(self, ws_url: str) -> dict[str, bytes]:
         body = {"code": _OK, "data": {"token": "sim-token", "instanceServers": [{
             "endpoint": ws_url.rstrip("/") + "/", "encrypt": False, "protocol": "websocket",
@@ -468,10 +484,8 @@ class Kucoin(Venue):
                             "sn": d["sequence"], "data": d}).decode()
 
     def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
-                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
-        """KuCoin sends one message per level change, but the simulator takes one text frame per
-        book update: the messages go out newline-separated in one frame (each one exactly what
-        KuCoin sends) and ``parse`` splits such frames."""
+                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> list[str]:
+        """KuCoin sends one message per level change."""
         s = inst.venue_symbol
         kseq = self._sim_seq.get(s, 0)
         last = self._sim_last.get(s)
@@ -487,8 +501,7 @@ class Kucoin(Venue):
                     "data": {"sequence": kseq, "change": f"{_fmt(p)},{side},{_fmt(q)}", "timestamp": ts_ms},
                 }).decode())
         self._sim_seq[s] = kseq
-        # Nothing changed: KuCoin would stay silent; a pong is the closest harmless frame.
-        return "\n".join(frames) or _enc.encode({"id": "sim", "type": "pong"}).decode()
+        return frames
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:

@@ -205,13 +205,13 @@ class Phemex(Venue):
         bids = [(px(p), qty(q, p)) for p, q in m.orderbook_p.bids]
         asks = [(px(p), qty(q, p)) for p, q in m.orderbook_p.asks]
         seq, last = m.sequence, self._last_seq.get(sym)
-        self._last_seq[sym] = seq if last is None else max(seq, last)
         if m.type == "snapshot":
             self._last_seq[sym] = seq
             return [BookSnapshot(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=bids, asks=asks, seq=seq,
                                  ts_exchange_ns=m.timestamp, recv_ns=recv_ns)]
         if m.type != "incremental":
             raise ValueError(f"book type {m.type!r}")
+        self._last_seq[sym] = seq if last is None else max(seq, last)
         return [BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=bids, asks=asks, first_seq=seq,
                           seq=seq, prev_seq=None if last is None or seq > last else -1,
                           ts_exchange_ns=m.timestamp, recv_ns=recv_ns)]
