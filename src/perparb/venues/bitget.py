@@ -462,7 +462,8 @@ class Bitget(Venue):
 
 
 def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
-    return [(inst.px(r[0]), inst.qty(r[1], r[0])) for r in rows]
+    px, qty = inst.px, inst.qty
+    return [(px(r[0]), qty(r[1], r[0])) for r in rows]
 
 
 def _places(step: int, place: int) -> float:

@@ -373,6 +373,15 @@ class Deribit(Venue):
         return out
 
     # -- simulator -----------------------------------------------------------------------
+    def sim_contract(self, asset: str) -> Instrument | None:
+        """Deribit's own names: BTC and ETH are inverse ``X-PERPETUAL`` (amounts in USD, 10 and 1
+        USD steps); other assets are linear ``X_USDC-PERPETUAL``."""
+        if asset in ("BTC", "ETH"):
+            step = 10.0 if asset == "BTC" else 1.0
+            return self._instrument(f"{asset}-PERPETUAL", asset, "USD", asset, True, "active",
+                                    tick_size=0.5 if asset == "BTC" else 0.05, lot_size=step, min_qty=step)
+        return self.derive(f"{asset}{_LINEAR}")
+
     def sim_handle(self, text: str) -> tuple[list[str], list[tuple[str, str]]]:
         try:
             msg = msgspec.json.decode(text)

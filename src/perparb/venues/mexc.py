@@ -24,6 +24,7 @@ by the interval, else multiples of the interval since the Unix epoch, where MEXC
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ import msgspec
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Trade
+from perparb.sim.model import START_PRICES
 from perparb.venues import register
 from perparb.venues.base import MS, Connection, Venue, decode_error
 
@@ -148,7 +150,8 @@ def _dec(t: Any) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(t, strict=False)
 
 
-_depth, _funding, _ticker, _deals, _head = _dec(_Depth), _dec(_FundingPush), _dec(_TickerPush), _dec(_Deals), _dec(_Head)
+_depth, _funding, _ticker = _dec(_Depth), _dec(_FundingPush), _dec(_TickerPush)
+_deals, _head = _dec(_Deals), _dec(_Head)
 _rest_depth, _depth_body = _dec(_RestDepth), _dec(_DepthData)
 _details, _funding_infos = _dec(_DetailResponse), _dec(_FundingResponse)
 _enc = msgspec.json.Encoder()
@@ -346,6 +349,19 @@ class Mexc(Venue):
         return out
 
     # -- simulator -----------------------------------------------------------------------
+    def sim_contract(self, asset: str) -> Instrument | None:
+        """A MEXC-style USDT contract for the simulator (no recorded contract list exists):
+        BTC_USDT with MEXC's documented 0.0001 BTC contract, others worth about 10 USDT."""
+        px = START_PRICES.get(asset)
+        if px is None:
+            return None
+        size = 0.0001 if asset == "BTC" else 10.0 ** round(math.log10(10.0 / px))
+        return Instrument(
+            venue=self.id, venue_symbol=f"{asset}_USDT", symbol=canonical_symbol(asset, "USDT", "USDT"), asset=asset,
+            quote="USDT", settle="USDT", contract_size=size, tick_size=10.0 ** math.floor(math.log10(px * 1e-5)),
+            lot_size=1.0, min_qty=1.0, taker_fee=self.taker_fee, maker_fee=self.maker_fee, funding_interval_h=8.0,
+            status="active", source="sim")
+
     def sim_handle(self, text: str) -> tuple[list[str], list[tuple[str, str]]]:
         try:
             msg = msgspec.json.decode(text)
@@ -376,8 +392,8 @@ class Mexc(Venue):
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:
         s = inst.venue_symbol
-        return _enc.encode({"channel": "push.funding.rate", "data": {"rate": rate, "symbol": s, "nextSettleTime": next_ms},
-                            "symbol": s, "ts": ts_ms}).decode()
+        data = {"rate": rate, "symbol": s, "nextSettleTime": next_ms}
+        return _enc.encode({"channel": "push.funding.rate", "data": data, "symbol": s, "ts": ts_ms}).decode()
 
     def sim_rest_book(self, path: str) -> str | None:
         p = urlsplit(path).path
