@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from perparb.venues import venue_ids
+from perparb.venues import venue_class, venue_ids
 
 
 class ConfigError(ValueError):
@@ -108,10 +108,12 @@ class Settings(_Model):
     @field_validator("venues")
     @classmethod
     def _known_venues(cls, v: dict[str, VenueSettings]) -> dict[str, VenueSettings]:
-        known = set(venue_ids())
         for name in v:
-            if name not in known:
-                raise ValueError(f"unknown venue {name!r}; known venues: {', '.join(sorted(known))}")
+            try:
+                venue_class(name)  # native ids, and generic ones such as ccxt:bingx
+            except KeyError:
+                raise ValueError(f"unknown venue {name!r}; known venues: {', '.join(venue_ids())}, "
+                                 "or ccxt:<exchange id>") from None
         return v
 
     @field_validator("assets", mode="before")

@@ -14,11 +14,11 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import aiohttp
 import websockets
-from websockets.asyncio.client import ClientConnection
 
 from perparb.engine import Engine, Request
 from perparb.model import Instrument
@@ -27,6 +27,22 @@ from perparb.venues.base import Connection, Venue
 log = logging.getLogger("perparb.feeds")
 
 Tap = Callable[[str, str, str | bytes, int, str | None], None]  # venue, src, raw, recv_ns, path
+
+
+class WireConnection(Protocol):
+    """What a session needs from a connection: a websocket, or a venue transport's stand-in."""
+
+    async def send(self, message: str) -> None: ...
+    async def recv(self, decode: bool | None = None) -> str | bytes: ...
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """A venue's own transport (``Venue.transport``): Socket.IO, ccxt.pro. ``recv`` raises
+    websockets' ConnectionClosed when the connection ends; failures to connect raise OSError.
+    It may also define ``async fetch(path)`` (REST answers) and ``async close()``."""
+
+    def connect(self, url: str) -> AbstractAsyncContextManager[WireConnection]: ...
 
 
 class Backoff:
@@ -57,13 +73,18 @@ class VenueFeed:
         self.books = books
         self.tap = tap
         self.http = http
-        self._sockets: list[ClientConnection | None] = []
+        self._sockets: list[WireConnection | None] = []
+        make = getattr(self.adapter, "transport", None)  # venues that do not speak plain websockets
+        self.transport: Transport | None = make(self.ws_url, self.rest_url) if make else None
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[object]] = set()
 
     # -- REST ----------------------------------------------------------------------------
     async def fetch(self, path: str) -> bytes | None:
         """One REST call, ``path`` as recorded in captures; None (logged) when it failed."""
+        custom = getattr(self.transport, "fetch", None)
+        if custom is not None:
+            return await custom(path)
         assert self.http is not None
         method, url_path, body = self.adapter.rest_request(path)
         headers = {"Content-Type": "application/json"} if body is not None else None
@@ -110,6 +131,9 @@ class VenueFeed:
         for ws in self._sockets:
             if ws is not None:
                 self._spawn(ws.close())
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            self._spawn(close())
 
     async def _connection(self, n: int, conn: Connection) -> None:
         backoff = Backoff()
@@ -121,9 +145,14 @@ class VenueFeed:
                     if bootstrap is None:
                         raise OSError(f"no answer from {self.adapter.bootstrap_path}")
                 url = self.adapter.connect_url(self.ws_url, conn, bootstrap)
-                async with websockets.connect(url, max_size=None, open_timeout=10, close_timeout=2,
-                                              ping_interval=None if self.adapter.heartbeat_text else 20,
-                                              compression=None) as ws:
+                opened: AbstractAsyncContextManager[WireConnection]
+                if self.transport is not None:
+                    opened = self.transport.connect(url)
+                else:
+                    opened = websockets.connect(url, max_size=None, open_timeout=10, close_timeout=2,
+                                                ping_interval=None if self.adapter.heartbeat_text else 20,
+                                                compression=None)
+                async with opened as ws:
                     self._sockets[n] = ws
                     await self._session(n, ws, conn)
                     backoff.reset()
@@ -144,7 +173,7 @@ class VenueFeed:
         if all(ws is None for ws in self._sockets):
             self.engine.set_connected(self.venue, False, time.time_ns())
 
-    async def _session(self, n: int, ws: ClientConnection, conn: Connection) -> None:
+    async def _session(self, n: int, ws: WireConnection, conn: Connection) -> None:
         self.engine.status[self.venue].state = "connecting"
         for msg in conn.subscribe:
             await ws.send(msg)
@@ -178,7 +207,7 @@ class VenueFeed:
             if beat:
                 beat.cancel()
 
-    async def _heartbeat(self, ws: ClientConnection) -> None:
+    async def _heartbeat(self, ws: WireConnection) -> None:
         text = self.adapter.heartbeat_text
         assert text is not None
         with contextlib.suppress(websockets.exceptions.ConnectionClosed):
@@ -186,7 +215,7 @@ class VenueFeed:
                 await asyncio.sleep(self.adapter.heartbeat_s)
                 await ws.send(text)
 
-    async def _perform(self, ws: ClientConnection) -> None:
+    async def _perform(self, ws: WireConnection) -> None:
         queue = self.engine.requests[self.venue]
         while queue:
             req: Request = queue.popleft()
