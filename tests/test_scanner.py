@@ -163,7 +163,7 @@ def test_disconnected_venue_is_suppressed() -> None:
 
 def test_ambiguous_mapping_is_never_paired() -> None:
     sc = Scanner(ScanSettings(min_edge_bps=10.0))
-    sc.ambiguous.add(("bbb", "BTCUSDT"))
+    sc.ambiguous[("bbb", "BTCUSDT")] = "marked by hand"
     a, b = inst("aaa"), inst("bbb")
     sc.on_book(a, book(a, A_BIDS, A_ASKS), NOW, STATUS)
     sc.on_book(b, book(b, B_BIDS, B_ASKS), NOW, STATUS)

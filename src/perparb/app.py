@@ -14,13 +14,15 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from perparb.api.state import Rates
 from perparb.config import Settings
 from perparb.engine import Engine
 from perparb.feeds.booksync import SYNCED
 from perparb.feeds.runtime import VenueFeed
+from perparb.instruments.overrides import apply_overrides, load_overrides
 from perparb.instruments.registry import Registry
-from perparb.api.state import Rates
 from perparb.instruments.snapshot import load_registry
+from perparb.model import Instrument
 from perparb.replay import SWEEP_NS
 from perparb.scanner.alerts import Alerter, AlertRule
 from perparb.scanner.core import Scanner, ScanSettings
@@ -49,7 +51,7 @@ def scan_settings(settings: Settings) -> ScanSettings:
         max_notional=sc.max_notional, funding_notional=sc.funding_notional,
         funding_horizon_h=sc.funding_horizon_h, funding_min_apr=sc.funding_min_apr,
         funding_max_age_ms=sc.funding_max_age_ms, funding_intervals=sc.funding_intervals,
-        evict_after_ms=sc.evict_after_ms, quote_groups=sc.quote_groups,
+        evict_after_ms=sc.evict_after_ms, quote_groups=sc.quote_groups, ambiguity_ratio=sc.ambiguity_ratio,
     )
 
 
@@ -77,6 +79,7 @@ class Session:
         self.api_server: Any = None
         self.api_port = 0
         self.rates = Rates()
+        self._overrides_mtime = 0.0
         self.registry = registry or build_registry(settings)
         self.engine = build_engine(settings, self.registry)
         self.endpoints = endpoints or {}
@@ -105,6 +108,7 @@ class Session:
             feed = VenueFeed(self.engine, venue, [], ws_url, rest_url, books=self.settings.venues[venue].books,
                              http=self.http, tap=self.capture.write if self.capture else None)
             await feed.load_metadata()
+            self.apply_overrides()  # after every metadata load: the user's word wins
             feed.instruments = self.registry.select(venue, self.settings.assets)
             if not feed.instruments:
                 log.warning("%s: none of %s is listed; not connecting", venue, ",".join(self.settings.assets))
@@ -138,21 +142,49 @@ class Session:
         self.api_port = server.servers[0].sockets[0].getsockname()[1]
         log.warning("API and dashboard on http://%s:%d/", a.host, self.api_port)
 
+    def apply_overrides(self, path: Path | None = None) -> dict[str, Any]:
+        """Apply the instrument overrides file; bad entries are logged with their line."""
+        path = path or self.settings.instrument_overrides
+        if path is None:
+            return {"applied": 0, "errors": []}
+        overrides, errors = load_overrides(Path(path))
+        changed, more = apply_overrides(self.registry, overrides, self._derive)
+        errors += more
+        for inst in changed:  # the scanner re-learns these under their (new) asset
+            self.engine.scanner.forget(inst.venue, inst.venue_symbol)
+        for e in errors:
+            log.warning("instrument overrides: %s", e)
+        with contextlib.suppress(OSError):
+            self._overrides_mtime = Path(path).stat().st_mtime
+        return {"applied": len(changed), "errors": errors}
+
+    def _derive(self, venue: str, symbol: str) -> Instrument | None:
+        adapter = self.engine.adapters.get(venue)
+        return adapter.derive(symbol) if adapter is not None else None
+
+    def _overrides_changed(self) -> bool:
+        path = self.settings.instrument_overrides
+        if path is None:
+            return False
+        try:
+            return Path(path).stat().st_mtime != self._overrides_mtime
+        except OSError:
+            return False
+
     async def reload(self) -> dict[str, Any]:
         """Re-read alert rules and instrument overrides from the configuration file."""
-        if self.config_path is None:
-            return {"reloaded": [], "note": "no configuration file was given at start"}
-        from perparb.config import load_settings
+        done: dict[str, Any] = {}
+        if self.config_path is not None:
+            from perparb.config import load_settings
 
-        fresh = load_settings(self.config_path)
-        done = []
-        if self.alerter is not None and fresh.alerts.rules:
-            self.alerter.rules = [AlertRule(**r.model_dump()) for r in fresh.alerts.rules]
-            self.alerter.cooldown_ns = int(fresh.alerts.cooldown_s * 1e9)
-            done.append("alerts")
-        if fresh.instruments_file:
-            self.registry.add_many(load_registry(Path(fresh.instruments_file)).all())
-            done.append("instruments")
+            fresh = load_settings(self.config_path)
+            if self.alerter is not None and fresh.alerts.rules:
+                self.alerter.rules = [AlertRule(**r.model_dump()) for r in fresh.alerts.rules]
+                self.alerter.cooldown_ns = int(fresh.alerts.cooldown_s * 1e9)
+                done["alerts"] = len(self.alerter.rules)
+            self.settings.instrument_overrides = fresh.instrument_overrides
+        if self.settings.instrument_overrides is not None:
+            done["instrument_overrides"] = self.apply_overrides()
         return {"reloaded": done}
 
     async def stop(self) -> None:
@@ -194,6 +226,8 @@ class Session:
                 self.engine.advance(time.time_ns())
                 self.engine.scanner.sweep(self.engine.now_ns, self.engine.status)
                 self.rates.sample(self.engine, time.time_ns())
+                if self._overrides_changed():
+                    log.warning("instrument overrides changed: %s", self.apply_overrides())
                 if live:
                     live.update(render(self))
         finally:

@@ -52,6 +52,7 @@ class ScannerSettings(_Model):
     funding_intervals: Literal["any", "matching", "different"] = "any"
     evict_after_ms: float = Field(default=3_600_000.0, gt=0)
     quote_groups: list[list[str]] = [["USD", "USDT", "USDC"]]
+    ambiguity_ratio: float = Field(default=1.5, gt=1)
 
 
 class ApiSettings(_Model):
@@ -103,6 +104,9 @@ class Settings(_Model):
     storage: StorageSettings = StorageSettings()
     alerts: AlertSettings = AlertSettings()
     instruments_file: Path | None = None
+    # Mapping overrides (BASE:NATIVE_SYMBOL:venue lines, TOML, YAML, JSON or CSV); reloaded
+    # when the file changes or on POST /api/config/reload.
+    instrument_overrides: Path | None = None
     log_level: str = "WARNING"
 
     @field_validator("venues")

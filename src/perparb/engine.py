@@ -15,6 +15,8 @@ import logging
 from collections import Counter, deque
 from collections.abc import Iterable
 
+from msgspec.structs import replace
+
 from perparb.feeds.booksync import RESYNCING, SyncedBook
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade, VenueStatus
@@ -23,6 +25,7 @@ from perparb.venues import venue_class
 from perparb.venues.base import DecodeError, Venue
 
 log = logging.getLogger("perparb.engine")
+_INTERVALS = (1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 24.0)
 _CHANNEL = {Quote: "quote", BookSnapshot: "book", BookDelta: "book", Trade: "trade", Funding: "funding"}
 
 
@@ -124,10 +127,32 @@ class Engine:
             self._on_book(ev)  # type: ignore[arg-type]
         elif t is Funding:
             f: Funding = ev  # type: ignore[assignment]
-            self.funding[(f.venue, f.venue_symbol)] = f
-            self.scanner.on_funding(self.adapters[f.venue].table[f.venue_symbol], f, self.now_ns, self.status)
+            key2 = (f.venue, f.venue_symbol)
+            inst = self.adapters[f.venue].table[f.venue_symbol]
+            prev = self.funding.get(key2)
+            if prev is not None and f.next_funding_ns > prev.next_funding_ns > 0:
+                f, inst = self._interval_change(prev, f, inst)
+            self.funding[key2] = f
+            self.scanner.on_funding(inst, f, self.now_ns, self.status)
         elif t is Trade:
             self.trades += 1
+
+    def _interval_change(self, prev: Funding, f: Funding, inst: Instrument) -> tuple[Funding, Instrument]:
+        """A settlement passed: the step between consecutive next-funding times is the
+        contract's real interval. Venues change intervals without notice; when the step
+        differs from the metadata's, the registry takes the observed one."""
+        step_h = (f.next_funding_ns - prev.next_funding_ns) / 3_600_000_000_000
+        watched = f.recv_ns - prev.recv_ns < 3_600_000_000_000  # no settlement can have been missed
+        if not watched or step_h not in _INTERVALS or step_h == inst.funding_interval_h:
+            return f, inst
+        log.warning("%s %s: funding interval changed from %gh to %gh (observed settlements)", inst.venue,
+                    inst.venue_symbol, inst.funding_interval_h, step_h)
+        old = inst.funding_interval_h
+        inst = replace(inst, funding_interval_h=step_h)
+        self.registry.add(inst)
+        if f.interval_h == old:
+            f = replace(f, interval_h=step_h)
+        return f, inst
 
     def _on_book(self, ev: BookDelta | BookSnapshot) -> None:
         if not self.use_books:

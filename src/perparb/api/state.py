@@ -65,7 +65,9 @@ def instruments(engine: Engine, asset: str | None = None, venue: str | None = No
     for i in engine.registry.all():
         if (asset and i.asset.upper() != asset.upper()) or (venue and i.venue != venue):
             continue
-        rows.append(msgspec.structs.asdict(i))
+        row = msgspec.structs.asdict(i)
+        row["ambiguous"] = engine.scanner.ambiguous.get((i.venue, i.venue_symbol))
+        rows.append(row)
     return rows
 
 

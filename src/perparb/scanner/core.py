@@ -10,6 +10,8 @@ Funding carry changes slowly and is evaluated on funding updates and on each swe
 
 from __future__ import annotations
 
+import logging
+import statistics
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,8 @@ from perparb.scanner.funding import evaluate_carry
 from perparb.scanner.legs import STALE, Leg
 from perparb.scanner.lifecycle import Lifecycle, Listener
 from perparb.scanner.spread import evaluate_pair
+
+log = logging.getLogger("perparb.scanner")
 
 Top = tuple[Level | None, Level | None]
 
@@ -37,6 +41,9 @@ class ScanSettings:
     funding_max_age_ms: float = 600_000.0
     funding_intervals: str = "any"  # any | matching | different
     evict_after_ms: float = 3_600_000.0  # forget legs silent this long
+    # A leg whose mid is this many times above or below the median of the other venues'
+    # mids is taken for a different token (or a wrong multiple) and never paired.
+    ambiguity_ratio: float = 1.5
     # Quote currencies priced as one (a USDT perp against a USD inverse or a USDC perp).
     # The stablecoins' own basis is not modelled; [] pairs identical quotes only.
     quote_groups: list[list[str]] = field(default_factory=lambda: [["USD", "USDT", "USDC"]])
@@ -48,13 +55,16 @@ class Scanner:
         self.legs: dict[str, dict[tuple[str, str], Leg]] = {}
         self.lifecycle = Lifecycle()
         self.rejections: Counter[str] = Counter()
-        self.ambiguous: set[tuple[str, str]] = set()  # (venue, venue_symbol) never paired
+        # (venue, venue_symbol) -> why it is never paired (a price far from the other venues')
+        self.ambiguous: dict[tuple[str, str], str] = {}
+        self._price_flagged: set[tuple[str, str]] = set()
         self._max_age = {v: int(ms * 1e6) for v, ms in self.settings.venue_max_age_ms.items()}
         self._quote_group = {q: g[0] for g in self.settings.quote_groups for q in g}
         self._why: dict[str, str] = {}  # why a pair was last not reported (for close reasons)
         # Assets whose prices / funding changed since a reader (the WebSocket hub) last looked.
         self.dirty: set[str] = set()
         self.dirty_funding: set[str] = set()
+        self._new_legs: set[str] = set()  # assets with a leg not yet checked against the others
         self._default_age = int(self.settings.max_quote_age_ms * 1e6)
 
     # -- compatibility shorthands used by views and reports -------------------------------
@@ -95,6 +105,7 @@ class Scanner:
         leg = legs.get(key)
         if leg is None:
             leg = legs[key] = Leg(inst)
+            self._new_legs.add(inst.asset)
         elif leg.inst is not inst:
             leg.inst = inst  # metadata refreshed
         return leg
@@ -119,16 +130,56 @@ class Scanner:
         self.dirty_funding.add(inst.asset)
         self.evaluate_carry(inst.asset, now_ns, status)
 
+    def forget(self, venue: str, venue_symbol: str) -> None:
+        """Drop a leg (its mapping changed); what it was part of closes."""
+        key = (venue, venue_symbol)
+        for asset, legs in list(self.legs.items()):
+            if legs.pop(key, None) is not None:
+                for oid in [o for o in self.lifecycle.ids(asset) if venue in o.split(":")[2:]]:
+                    self.lifecycle.close(oid, self.lifecycle.active[oid].ts_ns, "remapped")
+                if not legs:
+                    del self.legs[asset]
+
     # -- evaluation ----------------------------------------------------------------------
     def _problem(self, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus], top: Top | None = None) -> str | None:
         return leg.problem(now_ns, self._max_age.get(leg.venue, self._default_age), status,
                            leg.key in self.ambiguous, top)
+
+    def check_ambiguity(self, asset: str) -> None:
+        """Mark legs whose mid is far from the median of the other venues' mids."""
+        self._new_legs.discard(asset)
+        mids = {}
+        for key, leg in self.legs.get(asset, {}).items():
+            bid, ask = leg.top()
+            if bid is not None and ask is not None and bid[0] > 0.0:
+                mids[key] = (bid[0] + ask[0]) / 2
+        limit = self.settings.ambiguity_ratio
+        venues = {k[0] for k in mids}
+        if len(venues) < 2:
+            return
+        # With three or more venues the median is a majority's price; with two, each can
+        # only be compared with the other, and a wide disagreement leaves neither trusted.
+        median = statistics.median(mids.values()) if len(venues) >= 3 else None
+        for key, mid in mids.items():
+            ref = median if median is not None else next(m for k, m in mids.items() if k[0] != key[0])
+            ratio = max(mid / ref, ref / mid)
+            if ratio > limit:
+                if key not in self.ambiguous:
+                    log.warning("%s %s (%s) is ambiguous: mid %.6g vs %.6g across venues (x%.3g)",
+                                key[0], key[1], asset, mid, ref, ratio)
+                self.ambiguous[key] = f"mid {mid:.6g} vs {ref:.6g} across venues (x{ratio:.3g})"
+                self._price_flagged.add(key)
+            elif key in self._price_flagged:  # prices agree again; marks set by hand stay
+                self._price_flagged.discard(key)
+                self.ambiguous.pop(key, None)
 
     def evaluate_leg(self, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         asset = leg.inst.asset
         legs = self.legs[asset]
         if len(legs) < 2:
             return
+        if asset in self._new_legs:
+            self.check_ambiguity(asset)
         found: dict[str, Opportunity] = {}
         mine = leg.top()
         my_bid, my_ask = mine
@@ -151,6 +202,9 @@ class Scanner:
     def _pair(self, asset: str, a: Leg, b: Leg, a_top: Top, b_top: Top, now_ns: int,
               status: Mapping[str, VenueStatus]) -> Opportunity | None:
         """Buy on ``a``, sell on ``b``; the caller saw b's bid above a's ask."""
+        ask, bid = a_top[1], b_top[0]
+        if ask is not None and bid is not None and bid[0] > ask[0] * self.settings.ambiguity_ratio:
+            self.check_ambiguity(asset)  # a gap this wide is a mapping problem until shown otherwise
         reason = self._problem(a, now_ns, status, a_top) or self._problem(b, now_ns, status, b_top)
         if reason is None:
             s = self.settings
@@ -236,6 +290,7 @@ class Scanner:
                 for oid in list(self.lifecycle.ids(asset)):
                     self.lifecycle.close(oid, now_ns, "evicted")
                 continue
+            self.check_ambiguity(asset)
             self.evaluate_asset(asset, now_ns, status)
             self.evaluate_carry(asset, now_ns, status)
         self.lifecycle.evict_stats(now_ns)
