@@ -208,7 +208,7 @@ def test_hub_conflates_per_client_and_filters() -> None:
         engine.on_message("binance", binance_ticker("BTCUSDT", str(64990 + i), str(65000 + i), now // MS),
                           now + i)
         hub.publish()
-    btc = [m for (kind, key), m in c.pending.items() if kind == "price_update" and key == "BTC"]
+    btc = [json.loads(m) for (kind, key), m in c.pending.items() if kind == "price_update" and key == "BTC"]
     assert len(btc) == 1 and btc[0]["asset"] == "BTC"  # one pending message per key: the latest
     assert {r["venue"]: r["ask_px"] for r in btc[0]["data"]}["binance"] == 65049.0
     assert c.dropped >= 49

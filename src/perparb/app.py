@@ -127,8 +127,9 @@ class Session:
         self.api_context = ctx
         app = create_app(ctx)
         a = self.settings.api
+        # No per-message deflate: compressing every client's stream costs the engine's CPU.
         config = uvicorn.Config(app, host=a.host, port=a.port, log_level="warning", lifespan="off",
-                                ws="websockets-sansio", access_log=False)
+                                ws="websockets-sansio", ws_per_message_deflate=False, access_log=False)
         server = uvicorn.Server(config)
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]  # CLI owns signals
         self.api_server = server

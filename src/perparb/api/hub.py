@@ -6,6 +6,10 @@ changed into typed messages and writes them into each client's pending map, keye
 holds at most one message per key and, when it catches up, receives the latest state.
 Each client has its own sender task; only that task ever waits on that client's socket.
 
+Each tick's messages for a client go out as one frame: a single message, or
+``{"type": "batch", "messages": [...]}`` holding several. Every message is encoded once per
+tick and shared by all clients that want it.
+
 Messages (JSON objects, field ``type``):
   snapshot      full state on connect and after a subscribe: venues, prices, opportunities,
                 funding, summary, alerts
@@ -46,7 +50,7 @@ class Client:
         self.ws = ws
         self.assets: set[str] | None = None
         self.types: set[str] | None = None
-        self.pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pending: dict[tuple[str, str], str] = {}  # (type, key) -> encoded message
         self.wake = asyncio.Event()
         self.sent = 0
         self.dropped = 0  # messages replaced before they were sent (conflated)
@@ -56,7 +60,7 @@ class Client:
             return False
         return asset is None or self.assets is None or asset in self.assets
 
-    def put(self, kind: str, key: str, msg: dict[str, Any]) -> None:
+    def put(self, kind: str, key: str, msg: str) -> None:
         k = (kind, key)
         if k in self.pending:
             self.dropped += 1
@@ -140,13 +144,15 @@ class Hub:
             await c.wake.wait()
             c.wake.clear()
             batch, c.pending = c.pending, {}
-            opp_events = [m for (kind, _), m in batch.items() if kind == "opportunities"]
-            out = [m for (kind, _), m in batch.items() if kind != "opportunities"]
-            if opp_events:
-                out.append({"type": "opportunities", "events": opp_events})
-            for m in out:
-                await c.ws.send_text(self._enc.encode(m).decode())
-                c.sent += 1
+            events = [m for (kind, _), m in batch.items() if kind == "opportunities"]
+            msgs = [m for (kind, _), m in batch.items() if kind != "opportunities"]
+            if events:
+                msgs.append('{"type":"opportunities","events":[' + ",".join(events) + "]}")
+            if not msgs:
+                continue
+            frame = msgs[0] if len(msgs) == 1 else '{"type":"batch","messages":[' + ",".join(msgs) + "]}"
+            await c.ws.send_text(frame)
+            c.sent += len(msgs)
 
     # -- publishing ----------------------------------------------------------------------
     def publish(self) -> None:
@@ -171,27 +177,37 @@ class Hub:
             new = min(total - self._alerts_seen, len(recent))
             alerts = recent[len(recent) - new:] if new > 0 else []
             self._alerts_seen = total
+        enc = self._enc.encode
+        price_msgs = {a: enc({"type": "price_update", "asset": a, "data": rows}).decode() for a, rows in prices.items()}
+        event_msgs = {oid: (o.asset, enc({"event": event, **state.opportunity(o)}).decode())
+                      for oid, (event, o) in events.items()}
+        funding_msgs = {a: enc({"type": "funding", "asset": a, "data": fmatrix[a]}).decode()
+                        for a in dirty_funding if a in fmatrix}
+        venue_msg, summary_msg = enc(venues).decode(), enc(summary).decode()
+        alert_msgs = [(al.asset, f"{al.ts_ns}:{al.opportunity_id}",
+                       enc({"type": "alert", "data": msgspec.structs.asdict(al)}).decode()) for al in alerts]
         for c in list(self.clients):
-            put: Callable[[str, str, dict[str, Any]], None] = c.put
-            for a, rows in prices.items():
-                if c.wants("price_update", a):
-                    put("price_update", a, {"type": "price_update", "asset": a, "data": rows})
-            for oid, (event, o) in events.items():
-                if c.wants("opportunities", o.asset):
-                    put("opportunities", oid, {"event": event, **state.opportunity(o)})
-            for a in dirty_funding:
-                if a in fmatrix and c.wants("funding", a):
-                    put("funding", a, {"type": "funding", "asset": a, "data": fmatrix[a]})
-            if c.wants("venue_status", None):
-                put("venue_status", "", venues)
-            if c.wants("summary", None):
-                put("summary", "", summary)
-            for al in alerts:
-                if c.wants("alert", al.asset):
-                    put("alert", f"{al.ts_ns}:{al.opportunity_id}", {"type": "alert", "data": msgspec.structs.asdict(al)})
-            if len([k for k in c.pending if k[0] == "alert"]) > MAX_PENDING_ALERTS:
-                for k in [k for k in c.pending if k[0] == "alert"][:-MAX_PENDING_ALERTS]:
-                    del c.pending[k]
+            put: Callable[[str, str, str], None] = c.put
+            everything = c.types is None and c.assets is None
+            for a, m in price_msgs.items():
+                if everything or c.wants("price_update", a):
+                    put("price_update", a, m)
+            for oid, (asset, m) in event_msgs.items():
+                if everything or c.wants("opportunities", asset):
+                    put("opportunities", oid, m)
+            for a, m in funding_msgs.items():
+                if everything or c.wants("funding", a):
+                    put("funding", a, m)
+            if everything or c.wants("venue_status", None):
+                put("venue_status", "", venue_msg)
+            if everything or c.wants("summary", None):
+                put("summary", "", summary_msg)
+            for asset, key, m in alert_msgs:
+                if everything or c.wants("alert", asset):
+                    put("alert", key, m)
+            alert_keys = [k for k in c.pending if k[0] == "alert"]
+            for k in alert_keys[:-MAX_PENDING_ALERTS]:
+                del c.pending[k]
 
     async def run(self) -> None:
         while True:
