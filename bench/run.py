@@ -27,12 +27,25 @@ DECODE = [
     ("okx", "bbo-tbt", "okx/crypto-msg-parser-tests_okx-v5-swap_2021-2022_samples.jsonl", b'"bbo-tbt"'),
     ("bybit", "orderbook.500 (snapshot + deltas)", "bybit/nautilus_bybit-histdata_2024-12-01_orderbook.500.XRPUSDT_linear.jsonl", None),
     ("bybit", "orderbook.1", "bybit/tardis-node-tests_bybit-v5_2023-04_samples.jsonl", b'"orderbook.1.'),
+    ("gate", "futures.book_ticker", "gate/cryptofeed_2023-05-24_ws_v4_usdt_futures.book_ticker.jsonl", None),
+    ("gate", "futures.order_book_update", "gate/cryptofeed_2023-05-24_ws_v4_usdt_futures.order_book_update.jsonl",
+     None),
+    ("bitget", "books (v1, checksummed)", "bitget/LEGACY_v1_mix_cryptofeed_2022-04-07_ws_books_UNIUSDT.jsonl", None),
+    ("bitmex", "quote", "bitmex/cryptofeed_2021-07-22_ws_realtime_quote.jsonl", None),
+    ("bitmex", "orderBookL2", "bitmex/cryptofeed_2021-07-22_ws_realtime_orderBookL2.jsonl", None),
+    ("deribit", "ticker/quote/trades/book", "deribit/nautilus_ws_v2_BTC-PERPETUAL_ticker_quote_trades_book-grouped_2025-12_2026-01.jsonl", None),
+    ("hyperliquid", "samples (trades, l2Book, bbo, ctx)", "hyperliquid/tardis-node-tests_hyperliquid_2024-10_2025-06_samples.jsonl", None),
+    ("dydx", "samples (orderbook, trades, markets)", "dydx/tardis-node-tests_dydx-v4_2024-08_samples.jsonl", None),
 ]
 BOOK = [
     ("binance", "binance/cryptofeed_2021-07-22_fstream_depthUpdate.jsonl",
      "binance/cryptofeed_2021-07-22_rest_fapi_v1_depth_limit1000.jsonl"),
     ("okx", "okx/cryptofeed_2022-05-13_ws_v5_public_books_UNI-USD-SWAP.jsonl", None),
     ("bybit", "bybit/nautilus_bybit-histdata_2024-12-01_orderbook.500.XRPUSDT_linear.jsonl", None),
+    ("gate", "gate/cryptofeed_2023-05-24_ws_v4_usdt_futures.order_book_update.jsonl",
+     "gate/cryptofeed_2023-05-24_rest_v4_futures_usdt_order_book_with_id.jsonl"),
+    ("bitget", "bitget/LEGACY_v1_mix_cryptofeed_2022-04-07_ws_books_UNIUSDT.jsonl", None),
+    ("bitmex", "bitmex/cryptofeed_2021-07-22_ws_realtime_orderBookL2.jsonl", None),
 ]
 
 

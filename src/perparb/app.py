@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
 import time
 from collections.abc import Coroutine
@@ -76,6 +77,7 @@ class Session:
         self.settings = settings
         self.config_path = config_path
         self.api_enabled = api
+        self.api_required = False
         self.api_server: Any = None
         self.api_port = 0
         self.rates = Rates()
@@ -116,7 +118,13 @@ class Session:
             self.feeds[venue] = feed
         self.tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
         if self.api_enabled:
-            await self._start_api()
+            try:
+                await self._start_api()
+            except OSError as exc:  # e.g. the port is taken: the engine runs on
+                if self.api_required:
+                    raise
+                log.error("API not started on %s:%s (%s); running without it", self.settings.api.host,
+                          self.settings.api.port, exc)
 
     async def _start_api(self) -> None:
         import uvicorn
@@ -132,14 +140,24 @@ class Session:
                                 ws="websockets-sansio", ws_per_message_deflate=False, access_log=False)
         server = uvicorn.Server(config)
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]  # CLI owns signals
-        self.api_server = server
-        self.tasks.append(asyncio.create_task(server.serve()))
-        self.tasks.append(asyncio.create_task(ctx.hub.run()))
+        # Bind here: uvicorn answers a bind failure with sys.exit, which no task can contain.
+        family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((a.host, a.port))
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(True)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
-            if self.tasks[-2].done():
-                self.tasks[-2].result()  # raise why the server could not start (e.g. port in use)
+            if serving.done():
+                serving.result()
                 raise OSError(f"API server on {a.host}:{a.port} stopped during start-up")
             await asyncio.sleep(0.02)
+        self.api_server = server
+        self.tasks += [serving, asyncio.create_task(ctx.hub.run())]
         self.api_port = server.servers[0].sockets[0].getsockname()[1]
         log.warning("API and dashboard on http://%s:%d/", a.host, self.api_port)
 

@@ -123,7 +123,9 @@ def serve(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt 
     if sim:
         summary = run_async(run_demo(settings, duration, seed, False, capture, True, config))
     else:
-        summary = run_async(Session(settings, capture=capture, api=True, config_path=config).run(duration, False))
+        session = Session(settings, capture=capture, api=True, config_path=config)
+        session.api_required = True
+        summary = run_async(session.run(duration, False))
     _finish(summary, False)
 
 
