@@ -155,6 +155,71 @@ def sim(venues: VenuesOpt = None, assets: AssetsOpt = None, seed: int = 7,
 
 
 @app.command()
+def scan(
+    once: Annotated[bool, typer.Option("--once", help="One REST snapshot of books and funding, then exit.")] = False,
+    config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = None, min_edge_bps: EdgeOpt = None,
+    set_: SetOpt = None, as_json: Annotated[bool, typer.Option("--json", help="One JSON object per opportunity.")]
+    = False,
+    sim: Annotated[bool, typer.Option("--sim", help="Against the built-in simulator instead of the venues.")] = False,
+    seed: int = 7,
+) -> None:
+    """The current opportunities from one REST snapshot (ccxt) of the configured venues."""
+    if not once:
+        err.print("use --once for a snapshot; `perparb run` scans continuously")
+        raise typer.Exit(2)
+    import asyncio
+
+    from perparb.api.state import opportunity
+    from perparb.app import build_registry, run_async, scan_settings
+    from perparb.scanner.core import Scanner
+    from perparb.scanner.once import scan_once
+
+    settings = _settings(config, venues, assets, min_edge_bps, set_)
+
+    async def go() -> tuple[list[dict[str, Any]], dict[str, str]]:
+        endpoints: dict[str, dict[str, str]] = {}
+        simulator = None
+        if sim:
+            from perparb.sim.server import Simulator
+
+            simulator = Simulator(build_registry(settings), settings.enabled_venues(), settings.assets, seed=seed)
+            await simulator.start()
+            await asyncio.sleep(0.5)  # a few model steps, so the books differ across venues
+            simulator.pause()
+            endpoints = simulator.endpoints()
+        for v, vs in settings.venues.items():
+            if vs.rest_url or vs.ws_url:
+                endpoints[v] = {"rest_url": vs.rest_url or "", "ws_url": vs.ws_url or ""}
+        try:
+            engine, names = await scan_once(settings.enabled_venues(), settings.assets,
+                                            Scanner(scan_settings(settings)), endpoints)
+        finally:
+            if simulator:
+                await simulator.stop()
+        rows = [opportunity(o) for o in engine.scanner.best(1000)]
+        for r in rows:  # report the venues by the names they were asked for
+            for key in ("buy_venue", "sell_venue", "long_venue", "short_venue"):
+                if key in r:
+                    r[key] = names.get(r[key], r[key])
+        return rows, {names.get(v, v): f"{st.messages} messages" for v, st in engine.status.items()}
+
+    rows, seen = run_async(go())
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(r, sort_keys=True))
+        return
+    table = Table(title=f"{len(rows)} opportunities ({', '.join(f'{v}: {n}' for v, n in seen.items())})")
+    for col in ("kind", "asset", "buy/long", "sell/short", "size", "notional", "net bps", "APR %", "net carry"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["kind"], r["asset"], r["buy_venue"], r["sell_venue"], f"{r['size_base']:.6g}",
+                      f"{r['notional_quote']:,.0f}", f"{r['edge_bps']:.2f}",
+                      f"{r['apr'] * 100:.1f}" if r["kind"] == "funding" else "",
+                      f"{r['net_carry_quote']:,.2f}" if r["kind"] == "funding" else "")
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@app.command()
 def replay(
     captures: Annotated[list[Path], typer.Argument(help="Capture files (.jsonl or .jsonl.zst).", exists=True,
                                                    dir_okay=False, metavar="CAPTURE...")],

@@ -122,6 +122,16 @@ class SimVenue:
         body = self.metadata.get(path) or self.metadata.get(request.path)
         if body is not None:
             return web.Response(body=body, content_type="application/json")
+        sym = self.venue.sim_rest_funding(path)
+        if sym is not None and sym in self.books:
+            inst = self.books[sym].inst
+            now_ms = int(time.time() * 1000)
+            step = int(inst.funding_interval_h * 3_600_000)
+            raw = self.venue.sim_rest_funding_body(
+                inst, self.model.funding_rate(self.venue.id, inst.asset, inst.funding_interval_h),
+                (now_ms // step + 1) * step, inst.native_px(self.model.venue_mid(self.venue.id, inst.asset)),
+                inst.native_px(self.model.mid[inst.asset]), now_ms)
+            return web.Response(body=raw, content_type="application/json")
         sym = self.venue.sim_rest_book(path)
         if sym is not None and sym in self.books:
             book = self.books[sym]

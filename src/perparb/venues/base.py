@@ -155,6 +155,14 @@ class Venue:
         """REST answers that point a client at the simulator's websocket (``bootstrap_path``)."""
         return {}
 
+    def sim_rest_funding(self, path: str) -> str | None:
+        """The venue symbol a REST funding request asks for, or None."""
+        return None
+
+    def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                              ts_ms: int) -> bytes:
+        raise NotImplementedError
+
     def sim_rest_book(self, path: str) -> str | None:
         """The venue symbol a REST book-snapshot request asks for, or None."""
         return None

@@ -351,6 +351,18 @@ class Binance(Venue):
                             "bids": [[_fmt(p), _fmt(q)] for p, q in bids],
                             "asks": [[_fmt(p), _fmt(q)] for p, q in asks]})
 
+    def sim_rest_funding(self, path: str) -> str | None:
+        url = urlsplit(path)
+        if url.path != "/fapi/v1/premiumIndex":
+            return None
+        return parse_qs(url.query).get("symbol", [None])[0]
+
+    def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                              ts_ms: int) -> bytes:
+        return _enc.encode({"symbol": inst.venue_symbol, "markPrice": _fmt(mark), "indexPrice": _fmt(index),
+                            "estimatedSettlePrice": _fmt(mark), "lastFundingRate": f"{rate:.8f}",
+                            "interestRate": "0.00010000", "nextFundingTime": next_ms, "time": ts_ms})
+
     def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
         symbols = []
         for i in instruments:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Generic, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
@@ -337,6 +337,27 @@ class Okx(Venue):
              "nextFundingRate": "", "method": "current_period",
              "nextFundingTime": str(next_ms + round(inst.funding_interval_h * HOUR_MS)), "ts": str(ts_ms)}
         return _enc.encode({"arg": {"channel": "funding-rate", "instId": s}, "data": [d]}).decode()
+
+    def sim_rest_book(self, path: str) -> str | None:
+        url = urlsplit(path)
+        return parse_qs(url.query).get("instId", [None])[0] if url.path == "/api/v5/market/books" else None
+
+    def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
+                           ts_ms: int) -> bytes:
+        return _enc.encode({"code": "0", "msg": "", "data": [{
+            "asks": [_row(a) for a in asks], "bids": [_row(b) for b in bids], "ts": str(ts_ms)}]})
+
+    def sim_rest_funding(self, path: str) -> str | None:
+        url = urlsplit(path)
+        return parse_qs(url.query).get("instId", [None])[0] if url.path == "/api/v5/public/funding-rate" else None
+
+    def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                              ts_ms: int) -> bytes:
+        step = int(inst.funding_interval_h * HOUR_MS)
+        return _enc.encode({"code": "0", "msg": "", "data": [{
+            "instType": "SWAP", "instId": inst.venue_symbol, "fundingRate": _fmt(rate), "nextFundingRate": "",
+            "fundingTime": str(next_ms), "nextFundingTime": str(next_ms + step), "method": "current_period",
+            "ts": str(ts_ms)}]})
 
     def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
         data = []
