@@ -1,0 +1,165 @@
+// JSON shapes of the perparb API (src/perparb/api/state.py and hub.py).
+
+export type Kind = 'spread' | 'funding';
+export type LifecycleEvent = 'open' | 'update' | 'close';
+
+export interface Opportunity {
+  id: string;
+  kind: Kind;
+  asset: string;
+  buy_venue: string;
+  sell_venue: string;
+  buy_symbol: string;
+  sell_symbol: string;
+  buy_px: number;
+  sell_px: number;
+  size_base: number;
+  notional_quote: number;
+  top_size_base: number;
+  gross_bps: number;
+  edge_bps: number;
+  apr: number;
+  predicted_apr: number | null;
+  net_carry_quote: number;
+  funding_quote: number;
+  horizon_h: number;
+  basis_bps: number;
+  long_rate: number;
+  short_rate: number;
+  long_interval_h: number;
+  short_interval_h: number;
+  long_next_funding_ns: number;
+  short_next_funding_ns: number;
+  first_seen_ns: number;
+  ts_ns: number;
+  peak_edge_bps: number;
+  close_reason: string;
+  alive_s: number;
+}
+
+export interface OpportunityEvent extends Opportunity {
+  event: LifecycleEvent;
+}
+
+export interface VenueStatus {
+  venue: string;
+  state: string; // connecting | connected | disconnected
+  connected: boolean;
+  messages: number;
+  messages_per_s: number | null;
+  last_message_age_ms: number | null;
+  reconnects: number;
+  decode_errors: number;
+  unknown_symbols: number;
+  last_error: string;
+  books: { total: number; synced: number; resyncing: number; invalid: number };
+  book_resyncs: number;
+  book_gaps: number;
+  checksum_failures: number;
+  crossed_books: number;
+}
+
+export interface FundingCell {
+  symbol: string;
+  rate: number;
+  predicted_rate: number | null;
+  interval_h: number;
+  rate_per_hour: number | null;
+  apr: number | null;
+  next_funding_ns: number;
+  mark_px: number | null;
+  index_px: number | null;
+  age_ms: number;
+}
+
+/** asset -> venue -> cell */
+export type FundingMatrix = Record<string, Record<string, FundingCell>>;
+
+export interface Summary {
+  venues: number;
+  venues_connected: number;
+  messages: number;
+  assets: number;
+  instruments: number;
+  open_opportunities: Record<string, number>;
+  opportunities_opened: Record<string, number>;
+  best_spread: Opportunity | null;
+  rejections: Record<string, number>;
+  engine_time_ns: number;
+}
+
+export interface PriceRow {
+  venue: string;
+  symbol: string;
+  bid_px: number | null;
+  ask_px: number | null;
+  mid_px: number | null;
+  age_ms: number | null;
+  book: string;
+}
+
+export interface Alert {
+  ts_ns: number;
+  rule: string;
+  kind: string;
+  asset: string;
+  buy_venue: string;
+  sell_venue: string;
+  title: string;
+  body: string;
+  opportunity_id: string;
+}
+
+export interface AlertsResponse {
+  enabled: boolean;
+  recent: Alert[];
+  cooldowns: { kind: string; asset: string; buy_venue: string; sell_venue: string; seconds_left: number }[];
+  counts: Record<string, number>;
+  cooldown_s?: number;
+}
+
+export interface SpreadDirection {
+  buy_venue: string;
+  sell_venue: string;
+  top_gross_bps: number | null;
+  executable: Opportunity | null;
+  reason: string | null;
+}
+
+export interface SpreadStats {
+  median_edge_bps: number | null;
+  open_fraction: number | null;
+  samples: number;
+}
+
+export interface SpreadResponse {
+  asset: string;
+  venue_a: string;
+  venue_b: string;
+  a_to_b: SpreadDirection;
+  b_to_a: SpreadDirection;
+  history: {
+    stats_a_to_b: { hour: SpreadStats; day: SpreadStats } | null;
+    stats_b_to_a: { hour: SpreadStats; day: SpreadStats } | null;
+  };
+}
+
+export type ServerMessage =
+  | {
+      type: 'snapshot';
+      venues: VenueStatus[];
+      prices: Record<string, PriceRow[]>;
+      opportunities: Opportunity[];
+      funding: FundingMatrix;
+      summary: Summary;
+      alerts: Alert[];
+    }
+  | { type: 'price_update'; asset: string; data: PriceRow[] }
+  | { type: 'opportunities'; events: OpportunityEvent[] }
+  | { type: 'funding'; asset: string; data: Record<string, FundingCell> }
+  | { type: 'venue_status'; data: VenueStatus[] }
+  | { type: 'summary'; data: Summary }
+  | { type: 'alert'; data: Alert }
+  | { type: 'error'; error: string }
+  // One tick's messages for this client in one frame (the hub batches when it has several).
+  | { type: 'batch'; messages: ServerMessage[] };

@@ -1,0 +1,254 @@
+// Opportunities table: spread / funding tabs, filters, sortable columns, ticking "alive",
+// and closed rows kept briefly (greyed, with the close reason) before they go.
+import { type Row, type Store } from '../store';
+import type { Kind } from '../types';
+import { dash, duration, h, money, num, pct, qty, setText, signed } from '../format';
+
+type View = Kind | 'all';
+
+/** Rows rendered at most (the best ones in the current order); the count says how many match. */
+const MAX_ROWS = 300;
+type Dir = 'asc' | 'desc';
+
+interface Column {
+  key: string;
+  label: (v: View) => string;
+  title: string;
+  views: View[];
+  numeric: boolean;
+  value?: (r: Row, s: Store) => number | string; // sort key (also data-value); none: not sortable
+  text: (r: Row, s: Store) => string;
+  cls?: (r: Row) => string;
+}
+
+const ALL: View[] = ['spread', 'funding', 'all'];
+const isFunding = (r: Row): boolean => r.opp.kind === 'funding';
+const tone = (x: number): string => (x > 0 ? 'pos' : x < 0 ? 'neg' : '');
+const rate = (x: number, ih: number): string => `${(x * 100).toFixed(4)}%/${ih || '?'}h`;
+
+const COLUMNS: Column[] = [
+  { key: 'asset', label: () => 'Asset', title: 'Canonical asset', views: ALL, numeric: false,
+    value: (r) => r.opp.asset, text: (r) => r.opp.asset, cls: () => 'asset' },
+  { key: 'kind', label: () => 'Kind', title: 'spread or funding carry', views: ['all'], numeric: false,
+    value: (r) => r.opp.kind, text: (r) => r.opp.kind },
+  { key: 'buy_venue', label: (v) => (v === 'funding' ? 'Long' : v === 'spread' ? 'Buy' : 'Buy/long'),
+    title: 'Venue to buy on (spread) or hold the long leg (funding)', views: ALL, numeric: false,
+    value: (r) => r.opp.buy_venue, text: (r) => r.opp.buy_venue },
+  { key: 'sell_venue', label: (v) => (v === 'funding' ? 'Short' : v === 'spread' ? 'Sell' : 'Sell/short'),
+    title: 'Venue to sell on (spread) or hold the short leg (funding)', views: ALL, numeric: false,
+    value: (r) => r.opp.sell_venue, text: (r) => r.opp.sell_venue },
+  { key: 'size_base', label: () => 'Size', title: 'Executable size, base units', views: ALL, numeric: true,
+    value: (r) => r.opp.size_base, text: (r) => qty(r.opp.size_base) },
+  { key: 'notional_quote', label: () => 'Notional', title: 'Size in quote currency', views: ALL, numeric: true,
+    value: (r) => r.opp.notional_quote, text: (r) => money(r.opp.notional_quote) },
+  { key: 'edge_bps', label: () => 'Net bps', title: 'Net edge after taker fees both legs (and exit estimate), bps',
+    views: ALL, numeric: true, value: (r) => r.opp.edge_bps, text: (r) => num(r.opp.edge_bps, 2),
+    cls: (r) => `strong ${tone(r.opp.edge_bps)}` },
+  { key: 'gross_bps', label: () => 'Gross bps', title: 'Edge before fees, bps (funding: the carry before costs)', views: ALL, numeric: true,
+    value: (r) => r.opp.gross_bps, text: (r) => num(r.opp.gross_bps, 2) },
+  { key: 'apr', label: () => 'APR', title: 'Annualized funding differential (funding only)',
+    views: ['funding', 'all'], numeric: true, value: (r) => (isFunding(r) ? r.opp.apr : -Infinity),
+    text: (r) => (isFunding(r) ? pct(r.opp.apr, 1) : dash), cls: (r) => (isFunding(r) ? tone(r.opp.apr) : '') },
+  { key: 'net_carry_quote', label: () => 'Net carry', title: 'Expected carry in quote currency to the horizon (scanner.funding_horizon_h), after fees and crossing the spread both ways (funding only)',
+    views: ['funding', 'all'], numeric: true, value: (r) => (isFunding(r) ? r.opp.net_carry_quote : -Infinity),
+    text: (r) => (isFunding(r) ? signed(r.opp.net_carry_quote, 2) : dash),
+    cls: (r) => (isFunding(r) ? tone(r.opp.net_carry_quote) : '') },
+  { key: 'rates', label: () => 'Rates L / S', title: 'Funding rate per interval, long leg / short leg',
+    views: ['funding'], numeric: false,
+    text: (r) => `${rate(r.opp.long_rate, r.opp.long_interval_h)} · ${rate(r.opp.short_rate, r.opp.short_interval_h)}`,
+    cls: () => 'dim small' },
+  { key: 'alive_s', label: () => 'Alive', title: 'Time since first seen', views: ALL, numeric: true,
+    value: (r, s) => s.aliveS(r), text: (r, s) => duration(s.aliveS(r)) },
+  { key: 'status', label: () => 'Status', title: 'open, or why it closed (shown briefly)', views: ALL, numeric: false,
+    text: (r) => (r.closedAt === null ? 'open' : `closed: ${r.opp.close_reason || 'gone'}`),
+    cls: (r) => (r.closedAt === null ? 'status-open' : 'status-closed') },
+];
+
+interface Filters { asset: string; minEdge: number | null; minApr: number | null; venue: string }
+
+export class OpportunitiesView {
+  private view: View = 'spread';
+  private sort: { key: string; dir: Dir } = { key: 'edge_bps', dir: 'desc' };
+  private filters: Filters = { asset: '', minEdge: null, minApr: null, venue: '' };
+  private trs = new Map<string, { tr: HTMLTableRowElement; tds: Map<string, HTMLTableCellElement> }>();
+  private thead = h('thead');
+  private tbody = h('tbody', { 'data-testid': 'opp-body' });
+  private empty = h('div', { class: 'empty', 'data-testid': 'opp-empty' }, 'Waiting for data…');
+  private tabs = new Map<View, HTMLButtonElement>();
+  private venueSelect = h('select', { 'data-testid': 'filter-venue', title: 'Either leg on this venue' });
+  private aprInput: HTMLInputElement;
+  private shown = h('span', { class: 'dim', 'data-testid': 'opp-count' });
+  readonly el: HTMLElement;
+
+  constructor(private store: Store) {
+    const tabBar = h('div', { class: 'tabs', role: 'tablist' });
+    for (const [v, label] of [['spread', 'Spread'], ['funding', 'Funding'], ['all', 'All']] as [View, string][]) {
+      const b = h('button', { class: 'tab', role: 'tab', 'data-testid': `tab-${v}`, 'data-view': v }, label);
+      b.onclick = () => { this.view = v; this.rebuildHead(); this.render(); };
+      this.tabs.set(v, b);
+      tabBar.append(b);
+    }
+    const assetInput = h('input', { type: 'search', placeholder: 'asset', size: 7, 'data-testid': 'filter-asset',
+      autocomplete: 'off', spellcheck: 'false' });
+    assetInput.oninput = () => { this.filters.asset = assetInput.value.trim().toUpperCase(); this.render(); };
+    const edgeInput = h('input', { type: 'number', step: '0.5', placeholder: 'bps', 'data-testid': 'filter-min-edge',
+      class: 'narrow' });
+    edgeInput.oninput = () => { this.filters.minEdge = parseNum(edgeInput.value); this.render(); };
+    this.aprInput = h('input', { type: 'number', step: '1', placeholder: '%', 'data-testid': 'filter-min-apr',
+      class: 'narrow' });
+    this.aprInput.oninput = () => {
+      const p = parseNum(this.aprInput.value);
+      this.filters.minApr = p === null ? null : p / 100;
+      this.render();
+    };
+    this.venueSelect.onchange = () => { this.filters.venue = this.venueSelect.value; this.render(); };
+    const filters = h('div', { class: 'filters' },
+      h('label', {}, 'Asset ', assetInput),
+      h('label', { title: 'Minimum net edge, bps' }, 'Min net ', edgeInput),
+      h('label', { class: 'apr-filter', title: 'Minimum APR, % (funding rows only)' }, 'Min APR ', this.aprInput),
+      h('label', {}, 'Venue ', this.venueSelect),
+      this.shown);
+    const table = h('table', { class: 'grid opp', 'data-testid': 'opp-table' }, this.thead, this.tbody);
+    this.el = h('section', { class: 'panel opps', 'data-testid': 'opportunities' },
+      h('div', { class: 'panel-head' }, h('h2', {}, 'Opportunities'), tabBar, filters),
+      h('div', { class: 'scroll' }, table, this.empty));
+    this.rebuildHead();
+    store.on('opportunities', () => this.schedule());
+    store.on('venues', () => this.syncVenues());
+  }
+
+  private pending = false;
+  private schedule(): void {
+    if (this.pending) return;
+    this.pending = true;
+    window.setTimeout(() => { this.pending = false; this.render(); }, 30);
+  }
+
+  private columns(): Column[] {
+    return COLUMNS.filter((c) => c.views.includes(this.view));
+  }
+
+  private syncVenues(): void {
+    const ids = this.store.venueIds();
+    const have = [...this.venueSelect.options].map((o) => o.value).slice(1);
+    if (have.join() === ids.join()) return;
+    const cur = this.venueSelect.value;
+    this.venueSelect.replaceChildren(h('option', { value: '' }, 'any'), ...ids.map((v) => h('option', { value: v }, v)));
+    this.venueSelect.value = ids.includes(cur) ? cur : '';
+  }
+
+  private rebuildHead(): void {
+    for (const [v, b] of this.tabs) b.setAttribute('aria-selected', String(v === this.view));
+    this.el.dataset.view = this.view;
+    this.aprInput.disabled = this.view === 'spread';
+    if (!this.columns().some((c) => c.key === this.sort.key)) this.sort = { key: 'edge_bps', dir: 'desc' };
+    const tr = h('tr');
+    for (const c of this.columns()) {
+      const sortable = !!c.value;
+      const active = this.sort.key === c.key;
+      const th = h('th', {
+        class: `${c.numeric ? 'num' : ''} ${sortable ? 'sortable' : ''} ${active ? 'sorted' : ''}`,
+        'data-testid': `opp-th-${c.key}`, 'data-col': c.key, title: c.title,
+        'aria-sort': active ? (this.sort.dir === 'asc' ? 'ascending' : 'descending') : 'none',
+      }, c.label(this.view), active ? (this.sort.dir === 'asc' ? ' ▲' : ' ▼') : '');
+      if (sortable) th.onclick = () => this.sortBy(c);
+      tr.append(th);
+    }
+    this.thead.replaceChildren(tr);
+    for (const { tr: row } of this.trs.values()) row.remove();
+    this.trs.clear(); // cells differ per view: rebuild rows
+  }
+
+  private sortBy(c: Column): void {
+    if (this.sort.key === c.key) this.sort.dir = this.sort.dir === 'asc' ? 'desc' : 'asc';
+    else this.sort = { key: c.key, dir: c.numeric ? 'desc' : 'asc' };
+    this.rebuildHead();
+    this.render();
+  }
+
+  private passes(r: Row): boolean {
+    const o = r.opp;
+    const f = this.filters;
+    if (this.view !== 'all' && o.kind !== this.view) return false;
+    if (f.asset && !o.asset.includes(f.asset)) return false;
+    if (f.venue && o.buy_venue !== f.venue && o.sell_venue !== f.venue) return false;
+    if (f.minEdge !== null && o.edge_bps < f.minEdge) return false;
+    if (f.minApr !== null && this.view !== 'spread' && (o.kind !== 'funding' || o.apr < f.minApr)) return false;
+    return true;
+  }
+
+  /** Re-render rows in place: reuse each row's element, update only changed text, reorder. */
+  render(): void {
+    const s = this.store;
+    s.expire();
+    const cols = this.columns();
+    const all = [...s.rows.values()];
+    const col = cols.find((c) => c.key === this.sort.key)!;
+    const sign = this.sort.dir === 'asc' ? 1 : -1;
+    const rows = all.filter((r) => this.passes(r));
+    const keyed = rows.map((r) => ({ r, k: col.value!(r, s) }));
+    keyed.sort((a, b) => sign * (a.k < b.k ? -1 : a.k > b.k ? 1 : 0) || (a.r.opp.id < b.r.opp.id ? -1 : 1));
+    const matching = keyed.length;
+    keyed.length = Math.min(keyed.length, MAX_ROWS);
+
+    const keep = new Set<string>();
+    let i = 0;
+    for (const { r } of keyed) {
+      const id = r.opp.id;
+      keep.add(id);
+      let entry = this.trs.get(id);
+      if (!entry) {
+        const tds = new Map<string, HTMLTableCellElement>();
+        const tr = h('tr', { 'data-testid': 'opp-row', 'data-id': id });
+        for (const c of cols) {
+          const td = h('td', { 'data-col': c.key });
+          tds.set(c.key, td);
+          tr.append(td);
+        }
+        entry = { tr, tds };
+        this.trs.set(id, entry);
+      }
+      const { tr, tds } = entry;
+      const state = r.closedAt === null ? 'open' : 'closed';
+      if (tr.dataset.state !== state) tr.dataset.state = state;
+      tr.dataset.asset = r.opp.asset;
+      tr.dataset.kind = r.opp.kind;
+      tr.classList.toggle('fresh', r.openedAt > 0 && Date.now() - r.openedAt < 1500);
+      tr.title = r.closedAt === null ? `${r.opp.buy_symbol} → ${r.opp.sell_symbol}`
+        : `closed (${r.opp.close_reason || 'gone'}); peak ${num(r.opp.peak_edge_bps, 2)} bps net`;
+      for (const c of cols) {
+        const td = tds.get(c.key)!;
+        setText(td, c.text(r, s));
+        const cls = `${c.numeric ? 'num' : ''} ${c.cls ? c.cls(r) : ''}`.trim();
+        if (td.className !== cls) td.className = cls;
+        if (c.value) {
+          const v = String(c.value(r, s));
+          if (td.dataset.value !== v) td.dataset.value = v;
+        }
+      }
+      if (this.tbody.children[i] !== tr) this.tbody.insertBefore(tr, this.tbody.children[i] ?? null);
+      i += 1;
+    }
+    for (const [id, { tr }] of this.trs) {
+      if (!keep.has(id)) {
+        tr.remove();
+        this.trs.delete(id);
+      }
+    }
+
+    const open = (k: Kind): number => all.filter((r) => r.opp.kind === k && r.closedAt === null).length;
+    setText(this.tabs.get('spread')!, `Spread (${open('spread')})`);
+    setText(this.tabs.get('funding')!, `Funding (${open('funding')})`);
+    setText(this.tabs.get('all')!, `All (${open('spread') + open('funding')})`);
+    setText(this.shown, matching > keyed.length ? `${keyed.length} of ${matching} shown` : `${matching} shown`);
+    this.empty.hidden = keyed.length > 0;
+    setText(this.empty, s.summary === null ? 'Waiting for data…'
+      : all.length ? 'No opportunities match the filters.' : 'No open opportunities right now.');
+  }
+}
+
+function parseNum(s: string): number | null {
+  if (s.trim() === '') return null;
+  const x = Number(s);
+  return Number.isFinite(x) ? x : null;
+}
