@@ -10,6 +10,7 @@ only what the protocol itself makes stateful (e.g. Bybit's delta-merged tickers)
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 from typing import ClassVar
 
 import msgspec
@@ -170,6 +171,34 @@ class Venue:
     def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
                            ts_ms: int) -> bytes:
         raise NotImplementedError
+
+
+def num_text(x: float) -> str:
+    """Plain decimal text that reads back as the same float, without an exponent: how the
+    venues write numbers in JSON strings (the simulator's encoders use it)."""
+    s = format(Decimal(repr(float(x))), "f")
+    return s.rstrip("0").rstrip(".") if "." in s else s
+
+
+class SimFullBooks:
+    """Whole books per symbol, for simulated venues whose protocol only sends full books
+    (the simulator hands the encoders changes; these venues send the result)."""
+
+    def __init__(self) -> None:
+        self.books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+
+    def apply(self, sym: str, snapshot: bool, bids: list[Level], asks: list[Level],
+              ) -> tuple[dict[float, float], dict[float, float]]:
+        book = self.books.get(sym)
+        if book is None or snapshot:
+            book = self.books[sym] = ({}, {})
+        for side, changes in zip(book, (bids, asks), strict=True):
+            for p, q in changes:
+                if q > 0.0:
+                    side[p] = q
+                else:
+                    side.pop(p, None)
+        return book
 
 
 def decode_error(venue: str, exc: Exception, raw: str | bytes) -> DecodeError:

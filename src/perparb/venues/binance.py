@@ -18,7 +18,7 @@ import msgspec
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
 
 
 class _BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
@@ -321,21 +321,21 @@ class Binance(Venue):
 
     def sim_quote(self, inst: Instrument, bid: Level, ask: Level, seq: int, ts_ms: int) -> str:
         s = inst.venue_symbol
-        d = {"e": "bookTicker", "u": seq, "s": s, "b": _fmt(bid[0]), "B": _fmt(bid[1]), "a": _fmt(ask[0]),
-             "A": _fmt(ask[1]), "T": ts_ms, "E": ts_ms}
+        d = {"e": "bookTicker", "u": seq, "s": s, "b": num_text(bid[0]), "B": num_text(bid[1]), "a": num_text(ask[0]),
+             "A": num_text(ask[1]), "T": ts_ms, "E": ts_ms}
         return _enc.encode({"stream": f"{s.lower()}@bookTicker", "data": d}).decode()
 
     def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
                  seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
         s = inst.venue_symbol
         d = {"e": "depthUpdate", "E": ts_ms, "T": ts_ms, "s": s, "U": first_seq, "u": seq, "pu": prev_seq,
-             "b": [[_fmt(p), _fmt(q)] for p, q in bids], "a": [[_fmt(p), _fmt(q)] for p, q in asks]}
+             "b": [[num_text(p), num_text(q)] for p, q in bids], "a": [[num_text(p), num_text(q)] for p, q in asks]}
         return _enc.encode({"stream": f"{s.lower()}@depth@100ms", "data": d}).decode()
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:
         s = inst.venue_symbol
-        d = {"e": "markPriceUpdate", "E": ts_ms, "s": s, "p": _fmt(mark), "i": _fmt(index), "P": _fmt(mark),
+        d = {"e": "markPriceUpdate", "E": ts_ms, "s": s, "p": num_text(mark), "i": num_text(index), "P": num_text(mark),
              "r": f"{rate:.8f}", "T": next_ms}
         return _enc.encode({"stream": f"{s.lower()}@markPrice@1s", "data": d}).decode()
 
@@ -348,8 +348,8 @@ class Binance(Venue):
     def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
                            ts_ms: int) -> bytes:
         return _enc.encode({"lastUpdateId": seq, "E": ts_ms, "T": ts_ms,
-                            "bids": [[_fmt(p), _fmt(q)] for p, q in bids],
-                            "asks": [[_fmt(p), _fmt(q)] for p, q in asks]})
+                            "bids": [[num_text(p), num_text(q)] for p, q in bids],
+                            "asks": [[num_text(p), num_text(q)] for p, q in asks]})
 
     def sim_rest_funding(self, path: str) -> str | None:
         url = urlsplit(path)
@@ -359,8 +359,8 @@ class Binance(Venue):
 
     def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                               ts_ms: int) -> bytes:
-        return _enc.encode({"symbol": inst.venue_symbol, "markPrice": _fmt(mark), "indexPrice": _fmt(index),
-                            "estimatedSettlePrice": _fmt(mark), "lastFundingRate": f"{rate:.8f}",
+        return _enc.encode({"symbol": inst.venue_symbol, "markPrice": num_text(mark), "indexPrice": num_text(index),
+                            "estimatedSettlePrice": num_text(mark), "lastFundingRate": f"{rate:.8f}",
                             "interestRate": "0.00010000", "nextFundingTime": next_ms, "time": ts_ms})
 
     def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
@@ -371,9 +371,9 @@ class Binance(Venue):
                 "symbol": i.venue_symbol, "pair": i.venue_symbol, "contractType": "PERPETUAL", "status": "TRADING",
                 "baseAsset": base, "quoteAsset": i.quote, "marginAsset": i.settle,
                 "filters": [
-                    {"filterType": "PRICE_FILTER", "tickSize": _fmt(i.tick_size)},
-                    {"filterType": "LOT_SIZE", "stepSize": _fmt(i.lot_size), "minQty": _fmt(i.min_qty)},
-                    {"filterType": "MIN_NOTIONAL", "notional": _fmt(i.min_notional)},
+                    {"filterType": "PRICE_FILTER", "tickSize": num_text(i.tick_size)},
+                    {"filterType": "LOT_SIZE", "stepSize": num_text(i.lot_size), "minQty": num_text(i.min_qty)},
+                    {"filterType": "MIN_NOTIONAL", "notional": num_text(i.min_notional)},
                 ],
             })
         funding = [{"symbol": i.venue_symbol, "fundingIntervalHours": int(i.funding_interval_h)}
@@ -382,8 +382,6 @@ class Binance(Venue):
                 "/fapi/v1/fundingInfo": _enc.encode(funding)}
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.10f}".rstrip("0").rstrip(".") or "0"
 
 
 register(Binance)

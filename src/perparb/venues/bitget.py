@@ -40,7 +40,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
 
 T = TypeVar("T")
 
@@ -436,9 +436,9 @@ class Bitget(Venue):
                     ts_ms: int, full: bool = True) -> str:
         s = inst.venue_symbol
         bid, ask = self._sim_top.get(s, ((mark, 0.0), (mark, 0.0)))
-        d = {"instId": s, "lastPr": _fmt(mark), "bidPr": _fmt(bid[0]), "askPr": _fmt(ask[0]),
-             "bidSz": _fmt(bid[1]), "askSz": _fmt(ask[1]), "fundingRate": _fmt(rate),
-             "nextFundingTime": str(next_ms), "markPrice": _fmt(mark), "indexPrice": _fmt(index),
+        d = {"instId": s, "lastPr": num_text(mark), "bidPr": num_text(bid[0]), "askPr": num_text(ask[0]),
+             "bidSz": num_text(bid[1]), "askSz": num_text(ask[1]), "fundingRate": num_text(rate),
+             "nextFundingTime": str(next_ms), "markPrice": num_text(mark), "indexPrice": num_text(index),
              "holdingAmount": "0", "baseVolume": "0", "quoteVolume": "0", "symbolType": "1", "symbol": s,
              "deliveryPrice": "0", "ts": str(ts_ms)}
         return _push("snapshot", "ticker", s, d, ts_ms)
@@ -452,10 +452,10 @@ class Bitget(Venue):
                 "supportMarginCoins": [i.settle], "symbolType": "perpetual",
                 "symbolStatus": "normal" if i.status in ("active", "derived") else "off",
                 "pricePlace": str(place), "priceEndStep": str(step),
-                "volumePlace": str(_step_place(i.lot_size)[1]), "sizeMultiplier": _fmt(i.lot_size),
-                "minTradeNum": _fmt(i.min_qty), "minTradeUSDT": _fmt(i.min_notional),
-                "makerFeeRate": _fmt(i.maker_fee), "takerFeeRate": _fmt(i.taker_fee),
-                "fundInterval": _fmt(i.funding_interval_h), "maxLever": "125", "minLever": "1",
+                "volumePlace": str(_step_place(i.lot_size)[1]), "sizeMultiplier": num_text(i.lot_size),
+                "minTradeNum": num_text(i.min_qty), "minTradeUSDT": num_text(i.min_notional),
+                "makerFeeRate": num_text(i.maker_fee), "takerFeeRate": num_text(i.taker_fee),
+                "fundInterval": num_text(i.funding_interval_h), "maxLever": "125", "minLever": "1",
             })
         body = {"code": "00000", "msg": "success", "requestTime": 0, "data": data}
         return {_META_PATH: _enc.encode(body)}
@@ -502,13 +502,9 @@ def _push(action: str, channel: str, sym: str, data: dict[str, Any], ts_ms: int)
 
 
 def _row(level: Level) -> list[str]:
-    return [_fmt(level[0]), _fmt(level[1])]
+    return [num_text(level[0]), num_text(level[1])]
 
 
-def _fmt(x: float) -> str:
-    """Plain decimal text that reads back as the same float (no exponent, as Bitget sends)."""
-    s = format(Decimal(repr(float(x))), "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 register(Bitget)

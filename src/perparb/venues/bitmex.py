@@ -40,7 +40,7 @@ from perparb.instruments.canonical import ALIASES, canonical_symbol, split_multi
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import Connection, Venue, decode_error
+from perparb.venues.base import Connection, SimFullBooks, Venue, decode_error
 
 _ACTIVE_PATH = "/api/v1/instrument/active"
 _METADATA_PATHS = (_ACTIVE_PATH, "/api/v1/instrument")
@@ -194,7 +194,7 @@ class Bitmex(Venue):
         self._ids: dict[str, dict[int, float]] = {}  # symbol → level id → native price
         self._funding: dict[str, _FundingState] = {}
         # Simulator side: the book each symbol's subscribers hold, and the last funding row.
-        self._sim_books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+        self._sim_books = SimFullBooks()
         self._sim_funding: dict[str, dict[str, Any]] = {}
 
     # -- feed ----------------------------------------------------------------------------
@@ -457,15 +457,7 @@ class Bitmex(Venue):
         # over separate insert, update and delete messages. So every tick is sent as what
         # BitMEX sends on subscribe: a partial of the whole book (kept here), in its wire format.
         sym = inst.venue_symbol
-        book = self._sim_books.get(sym)
-        if book is None or snapshot:
-            book = self._sim_books[sym] = ({}, {})
-        for side, changes in zip(book, (bids, asks), strict=True):
-            for p, q in changes:
-                if q > 0:
-                    side[p] = q
-                else:
-                    side.pop(p, None)
+        book = self._sim_books.apply(sym, snapshot, bids, asks)
         tick = inst.tick_size or 1e-8
         stamp = _iso(ts_ms)
         rows = [{"symbol": sym, "id": _sim_id(p, tick), "side": "Sell", "size": _num(q), "price": _num(p),

@@ -13,7 +13,6 @@ are merged into per-symbol state and a missing field never means zero.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +22,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
 
 _INSTRUMENTS_PATH = "/v5/market/instruments-info?category=linear&limit=1000"
 _ARGS_PER_MSG = 10
@@ -368,7 +367,7 @@ class Bybit(Venue):
         s = inst.venue_symbol
         return _enc.encode({
             "topic": f"orderbook.1.{s}", "ts": ts_ms, "type": "snapshot",
-            "data": {"s": s, "b": [[_fmt(bid[0]), _fmt(bid[1])]], "a": [[_fmt(ask[0]), _fmt(ask[1])]],
+            "data": {"s": s, "b": [[num_text(bid[0]), num_text(bid[1])]], "a": [[num_text(ask[0]), num_text(ask[1])]],
                      "u": seq, "seq": seq},
             "cts": ts_ms,
         }).decode()
@@ -378,16 +377,16 @@ class Bybit(Venue):
         s = inst.venue_symbol
         return _enc.encode({
             "topic": f"orderbook.50.{s}", "type": "snapshot" if snapshot else "delta", "ts": ts_ms,
-            "data": {"s": s, "b": [[_fmt(p), _fmt(q)] for p, q in bids],
-                     "a": [[_fmt(p), _fmt(q)] for p, q in asks], "u": seq, "seq": seq},
+            "data": {"s": s, "b": [[num_text(p), num_text(q)] for p, q in bids],
+                     "a": [[num_text(p), num_text(q)] for p, q in asks], "u": seq, "seq": seq},
             "cts": ts_ms,
         }).decode()
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:
         s = inst.venue_symbol
-        now = {"markPrice": _fmt(mark), "indexPrice": _fmt(index), "fundingIntervalHour": _fmt(inst.funding_interval_h),
-               "nextFundingTime": str(next_ms), "fundingRate": _fmt(rate)}
+        now = {"markPrice": num_text(mark), "indexPrice": num_text(index), "fundingIntervalHour": num_text(inst.funding_interval_h),
+               "nextFundingTime": str(next_ms), "fundingRate": num_text(rate)}
         last = self._sim_tickers.get(s)
         self._sim_tickers[s] = now
         if full or last is None:
@@ -403,9 +402,9 @@ class Bybit(Venue):
             "symbol": i.venue_symbol, "contractType": "LinearPerpetual",
             "status": "Trading" if i.status in ("active", "derived") else "Closed",
             "baseCoin": i.venue_symbol[:-4], "quoteCoin": i.quote, "settleCoin": i.settle,
-            "deliveryTime": "0", "priceFilter": {"tickSize": _fmt(i.tick_size)},
-            "lotSizeFilter": {"qtyStep": _fmt(i.lot_size), "minOrderQty": _fmt(i.min_qty),
-                              "minNotionalValue": _fmt(i.min_notional)},
+            "deliveryTime": "0", "priceFilter": {"tickSize": num_text(i.tick_size)},
+            "lotSizeFilter": {"qtyStep": num_text(i.lot_size), "minOrderQty": num_text(i.min_qty),
+                              "minNotionalValue": num_text(i.min_notional)},
             "fundingInterval": round(i.funding_interval_h * 60),
         } for i in instruments]
         body = {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": rows, "nextPageCursor": ""},
@@ -413,10 +412,6 @@ class Bybit(Venue):
         return {_INSTRUMENTS_PATH: _enc.encode(body)}
 
 
-def _fmt(x: float) -> str:
-    """Plain decimal text that reads back as the same float (no exponent, as Bybit sends)."""
-    s = format(Decimal(repr(float(x))), "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 register(Bybit)

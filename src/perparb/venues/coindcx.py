@@ -50,7 +50,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, SimFullBooks, Venue, decode_error, num_text
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -180,7 +180,7 @@ class CoinDcx(Venue):
         self._funding: dict[str, _FundingState] = {}
         # Simulator side: the listed pairs, each pair's book, and the funding fields last sent.
         self._sim_pairs: list[str] = []
-        self._sim_books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+        self._sim_books = SimFullBooks()
         self._sim_prices: dict[str, dict[str, float]] = {}
 
     # -- names ---------------------------------------------------------------------------
@@ -367,19 +367,11 @@ class CoinDcx(Venue):
                  seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
         # The venue pushes whole books: keep the simulated one and send its top levels.
         s = inst.venue_symbol
-        book = self._sim_books.get(s)
-        if book is None or snapshot:
-            book = self._sim_books[s] = ({}, {})
-        for side, levels in zip(book, (bids, asks), strict=True):
-            for p, q in levels:
-                if q > 0.0:
-                    side[p] = q
-                else:
-                    side.pop(p, None)
+        book = self._sim_books.apply(s, snapshot, bids, asks)
         top_b = sorted(book[0], reverse=True)[:BOOK_DEPTH]
         top_a = sorted(book[1])[:BOOK_DEPTH]
-        body = {"ts": ts_ms, "vs": seq, "asks": {_fmt(p): _fmt(book[1][p]) for p in top_a},
-                "bids": {_fmt(p): _fmt(book[0][p]) for p in top_b}, "type": _DEPTH, "pr": "futures",
+        body = {"ts": ts_ms, "vs": seq, "asks": {num_text(p): num_text(book[1][p]) for p in top_a},
+                "bids": {num_text(p): num_text(book[0][p]) for p in top_b}, "type": _DEPTH, "pr": "futures",
                 "s": s[2:].replace("_", "")}
         return _event(_DEPTH, body)
 
@@ -441,10 +433,6 @@ def _to_percent(x: float) -> float:
     return float(Decimal(repr(x)) * 100)
 
 
-def _fmt(x: float) -> str:
-    """Plain decimal text that reads back as the same float (the venue writes no exponents)."""
-    s = format(Decimal(repr(float(x))), "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 register(CoinDcx)

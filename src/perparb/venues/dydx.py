@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,7 +37,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Trade
 from perparb.venues import register
-from perparb.venues.base import Connection, Venue, decode_error
+from perparb.venues.base import Connection, Venue, decode_error, num_text
 
 _MARKETS_PATH = "/v4/perpetualMarkets"
 _HOUR_NS = 3_600_000_000_000
@@ -423,15 +422,15 @@ class Dydx(Venue):
     def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
                  seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
         if snapshot:
-            contents: dict[str, Any] = {"bids": [{"price": _fmt(p), "size": _fmt(q)} for p, q in bids],
-                                        "asks": [{"price": _fmt(p), "size": _fmt(q)} for p, q in asks]}
+            contents: dict[str, Any] = {"bids": [{"price": num_text(p), "size": num_text(q)} for p, q in bids],
+                                        "asks": [{"price": num_text(p), "size": num_text(q)} for p, q in asks]}
             msg = {**self._sim_head("subscribed", "v4_orderbook"), "id": inst.venue_symbol, "contents": contents}
         else:
             contents = {}
             if bids:
-                contents["bids"] = [[_fmt(p), _fmt(q)] for p, q in bids]
+                contents["bids"] = [[num_text(p), num_text(q)] for p, q in bids]
             if asks:
-                contents["asks"] = [[_fmt(p), _fmt(q)] for p, q in asks]
+                contents["asks"] = [[num_text(p), num_text(q)] for p, q in asks]
             msg = {**self._sim_head("channel_data", "v4_orderbook"), "id": inst.venue_symbol, "version": "1.0.0",
                    "contents": contents}
         return _enc.encode(msg).decode()
@@ -441,14 +440,14 @@ class Dydx(Venue):
         t = inst.venue_symbol
         if full:
             market = {"ticker": t, "status": "ACTIVE" if inst.status in ("active", "derived") else "PAUSED",
-                      "oraclePrice": _fmt(index), "nextFundingRate": _fmt(rate), "tickSize": _fmt(inst.tick_size),
-                      "stepSize": _fmt(inst.lot_size), "marketType": "CROSS"}
+                      "oraclePrice": num_text(index), "nextFundingRate": num_text(rate), "tickSize": num_text(inst.tick_size),
+                      "stepSize": num_text(inst.lot_size), "marketType": "CROSS"}
             msg = {**self._sim_head("subscribed", "v4_markets"), "contents": {"markets": {t: market}}}
         else:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts_ms // 1000)) + f".{ts_ms % 1000:03d}Z"
             msg = {**self._sim_head("channel_data", "v4_markets"), "version": "1.0.0", "contents": {
-                "trading": {t: {"ticker": t, "nextFundingRate": _fmt(rate)}},
-                "oraclePrices": {t: {"oraclePrice": _fmt(index), "effectiveAt": stamp}},
+                "trading": {t: {"ticker": t, "nextFundingRate": num_text(rate)}},
+                "oraclePrices": {t: {"oraclePrice": num_text(index), "effectiveAt": stamp}},
             }}
         return _enc.encode(msg).decode()
 
@@ -456,15 +455,11 @@ class Dydx(Venue):
         markets = {i.venue_symbol: {
             "clobPairId": str(n), "ticker": i.venue_symbol,
             "status": "ACTIVE" if i.status in ("active", "derived") else "PAUSED",
-            "tickSize": _fmt(i.tick_size), "stepSize": _fmt(i.lot_size), "marketType": "CROSS",
+            "tickSize": num_text(i.tick_size), "stepSize": num_text(i.lot_size), "marketType": "CROSS",
         } for n, i in enumerate(instruments)}
         return {_MARKETS_PATH: _enc.encode({"markets": markets})}
 
 
-def _fmt(x: float) -> str:
-    """Plain decimal text that reads back as the same float (the Indexer sends no exponents)."""
-    s = format(Decimal(repr(float(x))), "f")
-    return s[:-2] if s.endswith(".0") else s
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

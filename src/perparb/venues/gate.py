@@ -24,7 +24,6 @@ epoch, which is where every ``funding_next_apply`` of the recorded 2023 response
 from __future__ import annotations
 
 import time
-from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +33,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
 
 T = TypeVar("T")
 S_NS = 1_000_000_000
@@ -413,14 +412,14 @@ class Gate(Venue):
         return [_enc.encode(ack).decode()], topics
 
     def sim_quote(self, inst: Instrument, bid: Level, ask: Level, seq: int, ts_ms: int) -> str:
-        r = {"t": ts_ms, "u": seq, "s": inst.venue_symbol, "b": _fmt(bid[0]), "B": _size(bid[1]),
-             "a": _fmt(ask[0]), "A": _size(ask[1])}
+        r = {"t": ts_ms, "u": seq, "s": inst.venue_symbol, "b": num_text(bid[0]), "B": _size(bid[1]),
+             "a": num_text(ask[0]), "A": _size(ask[1])}
         return _push("futures.book_ticker", "update", r, ts_ms)
 
     def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
                  seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
-        b = [{"p": _fmt(p), "s": _size(q)} for p, q in bids]
-        a = [{"p": _fmt(p), "s": _size(q)} for p, q in asks]
+        b = [{"p": num_text(p), "s": _size(q)} for p, q in bids]
+        a = [{"p": num_text(p), "s": _size(q)} for p, q in asks]
         if snapshot:  # Gate's in-stream full book is the legacy channel's `all`
             return _push("futures.order_book", "all", {"t": ts_ms, "id": seq, "contract": inst.venue_symbol,
                                                        "asks": a, "bids": b}, ts_ms)
@@ -431,8 +430,8 @@ class Gate(Venue):
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:
         # Gate's ticker has no settlement time; parse puts it on the grid, where the simulator's is.
-        t = {"contract": inst.venue_symbol, "last": _fmt(mark), "mark_price": _fmt(mark), "index_price": _fmt(index),
-             "funding_rate": _fmt(rate), "funding_rate_indicative": _fmt(rate), "quanto_base_rate": ""}
+        t = {"contract": inst.venue_symbol, "last": num_text(mark), "mark_price": num_text(mark), "index_price": num_text(index),
+             "funding_rate": num_text(rate), "funding_rate_indicative": num_text(rate), "quanto_base_rate": ""}
         return _push("futures.tickers", "update", [t], ts_ms)
 
     def sim_rest_book(self, path: str) -> str | None:
@@ -444,8 +443,8 @@ class Gate(Venue):
     def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
                            ts_ms: int) -> bytes:
         return _enc.encode({"id": seq, "current": ts_ms / 1000, "update": ts_ms / 1000,
-                            "asks": [{"p": _fmt(p), "s": _size(q)} for p, q in asks],
-                            "bids": [{"p": _fmt(p), "s": _size(q)} for p, q in bids]})
+                            "asks": [{"p": num_text(p), "s": _size(q)} for p, q in asks],
+                            "bids": [{"p": num_text(p), "s": _size(q)} for p, q in bids]})
 
     def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
         now = int(time.time())
@@ -454,8 +453,8 @@ class Gate(Venue):
             interval = round(i.funding_interval_h * 3600)
             live = i.status in ("active", "derived")
             rows.append({
-                "name": i.venue_symbol, "type": "direct", "quanto_multiplier": _fmt(i.contract_size),
-                "order_price_round": _fmt(i.tick_size), "mark_price_round": _fmt(i.tick_size),
+                "name": i.venue_symbol, "type": "direct", "quanto_multiplier": num_text(i.contract_size),
+                "order_price_round": num_text(i.tick_size), "mark_price_round": num_text(i.tick_size),
                 "order_size_min": _size(i.min_qty), "enable_decimal": i.lot_size != 1.0,
                 "funding_interval": interval, "funding_next_apply": (now // interval + 1) * interval,
                 "funding_offset": 0, "in_delisting": not live, "status": "trading" if live else "delisted",
@@ -478,13 +477,9 @@ def _push(channel: str, event: str, result: object, ts_ms: int) -> str:
 
 def _size(q: float) -> int | str:
     """Whole contracts as an integer (as Gate has always sent them), else a decimal string."""
-    return int(q) if q == int(q) else _fmt(q)
+    return int(q) if q == int(q) else num_text(q)
 
 
-def _fmt(x: float) -> str:
-    """Plain decimal text that reads back as the same float (no exponent, as Gate sends)."""
-    s = format(Decimal(repr(float(x))), "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 register(Gate)

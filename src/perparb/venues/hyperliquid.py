@@ -28,7 +28,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, SimFullBooks, Venue, decode_error
 
 _META_PATH = "/info?type=meta"
 _HOUR_NS = 3_600_000_000_000
@@ -139,7 +139,7 @@ class Hyperliquid(Venue):
 
     def __init__(self, registry: Registry) -> None:
         super().__init__(registry)
-        self._sim_books: dict[str, tuple[dict[float, float], dict[float, float]]] = {}
+        self._sim_books = SimFullBooks()
 
     def derive(self, venue_symbol: str) -> Instrument | None:
         # A native perp's name says all there is to know about units: coin units, USDC margin.
@@ -314,15 +314,7 @@ class Hyperliquid(Venue):
                  seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
         # Hyperliquid only ever sends whole books: keep the book here and send it all.
         sym = inst.venue_symbol
-        book = self._sim_books.get(sym)
-        if book is None or snapshot:
-            book = self._sim_books[sym] = ({}, {})
-        for side, changes in zip(book, (bids, asks), strict=True):
-            for p, q in changes:
-                if q > 0:
-                    side[p] = q
-                else:
-                    side.pop(p, None)
+        book = self._sim_books.apply(sym, snapshot, bids, asks)
         levels = [[_lv((p, book[0][p])) for p in sorted(book[0], reverse=True)[:_DEPTH]],
                   [_lv((p, book[1][p])) for p in sorted(book[1])[:_DEPTH]]]
         return _enc.encode({"channel": "l2Book", "data": {"coin": sym, "time": ts_ms, "levels": levels}}).decode()
@@ -360,8 +352,10 @@ def _lv(level: Level) -> dict[str, Any]:
     return {"px": _fmt(level[0]), "sz": _fmt(level[1]), "n": 1}
 
 
+
+
 def _fmt(x: float) -> str:
-    """Plain decimal text that reads back as the same float (Hyperliquid sends no exponents)."""
+    """Hyperliquid's number text: plain decimal, integral values with ".0" ("96800.0")."""
     return format(Decimal(repr(float(x))), "f")
 
 

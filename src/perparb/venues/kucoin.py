@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,7 +40,7 @@ from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.sim.model import START_PRICES
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
 
 T = TypeVar("T")
 
@@ -478,7 +477,7 @@ class Kucoin(Venue):
     def sim_quote(self, inst: Instrument, bid: Level, ask: Level, seq: int, ts_ms: int) -> str:
         s = inst.venue_symbol
         d = {"symbol": s, "sequence": self._sim_seq.get(s, 0), "bestBidSize": _num(bid[1]),
-             "bestBidPrice": _fmt(bid[0]), "bestAskPrice": _fmt(ask[0]), "bestAskSize": _num(ask[1]),
+             "bestBidPrice": num_text(bid[0]), "bestAskPrice": num_text(ask[0]), "bestAskSize": _num(ask[1]),
              "ts": ts_ms * MS}
         return _enc.encode({"topic": f"/contractMarket/tickerV2:{s}", "type": "message", "subject": "tickerV2",
                             "sn": d["sequence"], "data": d}).decode()
@@ -498,7 +497,7 @@ class Kucoin(Venue):
                 kseq += 1
                 frames.append(_enc.encode({
                     "topic": f"/contractMarket/level2:{s}", "type": "message", "subject": "level2", "sn": kseq,
-                    "data": {"sequence": kseq, "change": f"{_fmt(p)},{side},{_fmt(q)}", "timestamp": ts_ms},
+                    "data": {"sequence": kseq, "change": f"{num_text(p)},{side},{num_text(q)}", "timestamp": ts_ms},
                 }).decode())
         self._sim_seq[s] = kseq
         return frames
@@ -545,10 +544,6 @@ def _num(x: float) -> int | float:
     return int(x) if float(x).is_integer() and abs(x) < 2**53 else x
 
 
-def _fmt(x: float) -> str:
-    """Plain decimal text that reads back as ``x`` (no exponent)."""
-    s = format(Decimal(repr(float(x))), "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 register(Kucoin)

@@ -15,7 +15,6 @@ fundingTime`` (OKX shortens it for volatile contracts); 2022 messages lack nextF
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,7 +24,7 @@ from perparb.feeds.booksync import Checksum, crc32_interleaved
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
 
 T = TypeVar("T")
 HOUR_MS = 3_600_000
@@ -333,7 +332,7 @@ class Okx(Venue):
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:
         s = inst.venue_symbol
-        d = {"instType": "SWAP", "instId": s, "fundingRate": _fmt(rate), "fundingTime": str(next_ms),
+        d = {"instType": "SWAP", "instId": s, "fundingRate": num_text(rate), "fundingTime": str(next_ms),
              "nextFundingRate": "", "method": "current_period",
              "nextFundingTime": str(next_ms + round(inst.funding_interval_h * HOUR_MS)), "ts": str(ts_ms)}
         return _enc.encode({"arg": {"channel": "funding-rate", "instId": s}, "data": [d]}).decode()
@@ -355,7 +354,7 @@ class Okx(Venue):
                               ts_ms: int) -> bytes:
         step = int(inst.funding_interval_h * HOUR_MS)
         return _enc.encode({"code": "0", "msg": "", "data": [{
-            "instType": "SWAP", "instId": inst.venue_symbol, "fundingRate": _fmt(rate), "nextFundingRate": "",
+            "instType": "SWAP", "instId": inst.venue_symbol, "fundingRate": num_text(rate), "nextFundingRate": "",
             "fundingTime": str(next_ms), "nextFundingTime": str(next_ms + step), "method": "current_period",
             "ts": str(ts_ms)}]})
 
@@ -366,9 +365,9 @@ class Okx(Venue):
             data.append({
                 "instType": "SWAP", "instId": i.venue_symbol, "uly": f"{base}-{i.quote}",
                 "instFamily": f"{base}-{i.quote}", "settleCcy": i.settle,
-                "ctType": "inverse" if i.inverse else "linear", "ctVal": _fmt(i.contract_size), "ctMult": "1",
-                "ctValCcy": i.quote if i.inverse else base, "tickSz": _fmt(i.tick_size),
-                "lotSz": _fmt(i.lot_size), "minSz": _fmt(i.min_qty),
+                "ctType": "inverse" if i.inverse else "linear", "ctVal": num_text(i.contract_size), "ctMult": "1",
+                "ctValCcy": i.quote if i.inverse else base, "tickSz": num_text(i.tick_size),
+                "lotSz": num_text(i.lot_size), "minSz": num_text(i.min_qty),
                 "state": "live" if i.status == "active" else "suspend",
             })
         return {self.metadata_paths[0]: _enc.encode({"code": "0", "msg": "", "data": data})}
@@ -383,15 +382,9 @@ def _op(op: str, args: list[dict[str, str]]) -> str:
 
 
 def _row(level: Level) -> list[str]:
-    return [_fmt(level[0]), _fmt(level[1]), "0", "1"]
+    return [num_text(level[0]), num_text(level[1]), "0", "1"]
 
 
-def _fmt(x: float) -> str:
-    """Shortest text that reads back as ``x``, without an exponent (OKX sends plain decimals)."""
-    s = repr(float(x))
-    if "e" in s or "E" in s:
-        s = format(Decimal(s), "f")
-    return s[:-2] if s.endswith(".0") else s
 
 
 register(Okx)

@@ -27,7 +27,6 @@ adapter never subscribes to them, and their messages give no events.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +36,7 @@ from perparb.instruments.canonical import ALIASES, canonical_symbol, split_multi
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Trade
 from perparb.venues import register
-from perparb.venues.base import Connection, Venue, decode_error
+from perparb.venues.base import Connection, Venue, decode_error, num_text
 
 _PRODUCTS_PATH = "/public/products"
 _LEGACY_PRODUCTS_PATH = "/exchange/public/cfg/v2/products"  # same answer, older path
@@ -307,8 +306,8 @@ class Phemex(Venue):
     def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
                  seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
         return _enc.encode({
-            "depth": 30, "orderbook_p": {"asks": [[_fmt(p), _fmt(q)] for p, q in asks],
-                                         "bids": [[_fmt(p), _fmt(q)] for p, q in bids]},
+            "depth": 30, "orderbook_p": {"asks": [[num_text(p), num_text(q)] for p, q in asks],
+                                         "bids": [[num_text(p), num_text(q)] for p, q in bids]},
             "sequence": seq, "symbol": inst.venue_symbol, "timestamp": ts_ms * 1_000_000,
             "type": "snapshot" if snapshot else "incremental",
         }).decode()
@@ -316,8 +315,8 @@ class Phemex(Venue):
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:
         # The real pack lists every symbol; the simulator sends one row per message.
-        row = [inst.venue_symbol, _fmt(mark), _fmt(mark), _fmt(mark), _fmt(mark), "0", "0", "0", _fmt(index),
-               _fmt(mark), _fmt(rate), _fmt(rate)]
+        row = [inst.venue_symbol, num_text(mark), num_text(mark), num_text(mark), num_text(mark), "0", "0", "0", num_text(index),
+               num_text(mark), num_text(rate), num_text(rate)]
         body: dict[str, Any] = {"data": [row], "method": "perp_market24h_pack_p.update",
                                 "timestamp": ts_ms * 1_000_000, "type": "snapshot" if full else "incremental"}
         if full:
@@ -332,8 +331,8 @@ class Phemex(Venue):
             rows.append({
                 "symbol": i.venue_symbol, "type": "PerpetualV2", "displaySymbol": f"{base} / {i.quote}",
                 "baseCurrency": base, "quoteCurrency": i.quote, "settleCurrency": i.settle,
-                "contractUnderlyingAssets": base, "tickSize": _fmt(i.tick_size), "qtyStepSize": _fmt(i.lot_size),
-                "minOrderValueRv": _fmt(i.min_notional), "priceScale": 0, "ratioScale": 0,
+                "contractUnderlyingAssets": base, "tickSize": num_text(i.tick_size), "qtyStepSize": num_text(i.lot_size),
+                "minOrderValueRv": num_text(i.min_notional), "priceScale": 0, "ratioScale": 0,
                 "status": "Listed" if i.status in ("active", "derived") else "Delisted",
                 "fundingInterval": round(i.funding_interval_h * 3600),
             })
@@ -346,10 +345,6 @@ def _call(n: int, method: str, params: list[Any]) -> str:
     return _enc.encode({"id": n, "method": method, "params": params}).decode()
 
 
-def _fmt(x: float) -> str:
-    """Plain decimal text that reads back as ``x`` (Phemex sends no exponents)."""
-    s = format(Decimal(repr(float(x))), "f")
-    return s.rstrip("0").rstrip(".") if "." in s else s
 
 
 register(Phemex)
