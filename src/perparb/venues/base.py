@@ -10,6 +10,7 @@ only what the protocol itself makes stateful (e.g. Bybit's delta-merged tickers)
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar
 
@@ -171,6 +172,28 @@ class Venue:
     def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
                            ts_ms: int) -> bytes:
         raise NotImplementedError
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY = date(1970, 1, 1)
+_DAY_NS: dict[str, int] = {}
+
+
+def iso_ns(s: str) -> int:
+    """ISO-8601 UTC text -> integer nanoseconds. The common venue shape
+    (``2021-07-22T22:36:09.712Z``) is read by hand; anything else goes through datetime."""
+    day = _DAY_NS.get(s[:10])
+    if day is None:
+        if len(_DAY_NS) > 10_000:
+            _DAY_NS.clear()
+        day = _DAY_NS[s[:10]] = (date.fromisoformat(s[:10]) - _EPOCH_DAY).days * 86_400_000_000_000
+    if len(s) == 24 and s[10] == "T" and s[19] == "." and s[23] == "Z":
+        secs = int(s[11:13]) * 3600 + int(s[14:16]) * 60 + int(s[17:19])
+        return day + secs * 1_000_000_000 + int(s[20:23]) * 1_000_000
+    dt = datetime.fromisoformat(s)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def num_text(x: float) -> str:

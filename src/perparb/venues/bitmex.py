@@ -29,7 +29,6 @@ volatile markets and then sends the new value in the instrument table.
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,7 +39,7 @@ from perparb.instruments.canonical import ALIASES, canonical_symbol, split_multi
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import Connection, SimFullBooks, Venue, decode_error
+from perparb.venues.base import Connection, SimFullBooks, Venue, decode_error, iso_ns
 
 _ACTIVE_PATH = "/api/v1/instrument/active"
 _METADATA_PATHS = (_ACTIVE_PATH, "/api/v1/instrument")
@@ -275,7 +274,7 @@ class Bitmex(Venue):
         inst = self.table.get(sym) or self.instrument(sym)
         if inst is None:
             return None
-        ts = _iso_ns(rows[0].timestamp) if rows and rows[0].timestamp else 0
+        ts = iso_ns(rows[0].timestamp) if rows and rows[0].timestamp else 0
         px, qty = inst.px, inst.qty
         bids: list[Level] = []
         asks: list[Level] = []
@@ -334,7 +333,7 @@ class Bitmex(Venue):
             if inst is None:
                 continue
             out.append(Quote(self.id, inst.symbol, r.symbol, inst.px(bp), inst.qty(bq, bp), inst.px(ap),
-                             inst.qty(aq, ap), _iso_ns(r.timestamp) if r.timestamp else 0, recv_ns))
+                             inst.qty(aq, ap), iso_ns(r.timestamp) if r.timestamp else 0, recv_ns))
         return out
 
     def _trades(self, m: _Trades, recv_ns: int) -> list[MarketEvent]:
@@ -346,7 +345,7 @@ class Bitmex(Venue):
             out.append(Trade(
                 venue=self.id, symbol=inst.symbol, venue_symbol=t.symbol, px=inst.px(t.price),
                 qty=inst.qty(t.size, t.price), side="buy" if t.side == "Buy" else "sell", trade_id=t.trdMatchID,
-                ts_exchange_ns=_iso_ns(t.timestamp) if t.timestamp else 0, recv_ns=recv_ns,
+                ts_exchange_ns=iso_ns(t.timestamp) if t.timestamp else 0, recv_ns=recv_ns,
             ))
         return out
 
@@ -366,7 +365,7 @@ class Bitmex(Venue):
             if r.indicativeFundingRate is not UNSET:
                 st.predicted, changed = r.indicativeFundingRate, True
             if r.fundingTimestamp is not UNSET:
-                st.next_ns, changed = _iso_ns(r.fundingTimestamp) if r.fundingTimestamp else 0, True
+                st.next_ns, changed = iso_ns(r.fundingTimestamp) if r.fundingTimestamp else 0, True
             if r.fundingInterval is not UNSET:
                 st.interval_h, changed = _interval_h(r.fundingInterval) if r.fundingInterval else None, True
             if r.markPrice is not UNSET:
@@ -381,7 +380,7 @@ class Bitmex(Venue):
                 predicted_rate=st.predicted, interval_h=st.interval_h or inst.funding_interval_h,
                 next_funding_ns=st.next_ns, mark_px=inst.px(st.mark) if st.mark is not None else None,
                 index_px=inst.px(st.index) if st.index is not None else None,
-                ts_exchange_ns=_iso_ns(r.timestamp) if r.timestamp else 0, recv_ns=recv_ns,
+                ts_exchange_ns=iso_ns(r.timestamp) if r.timestamp else 0, recv_ns=recv_ns,
             ))
         return out
 
@@ -529,34 +528,12 @@ def _currency(code: str) -> str:
     return ALIASES.get(c, c)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_DAY = date(1970, 1, 1)
-_DAY_NS: dict[str, int] = {}
-
-
-def _iso_ns(s: str) -> int:
-    """ISO-8601 UTC text → integer nanoseconds. BitMEX's own shape
-    (``2021-07-22T22:36:09.712Z``) is read by hand; anything else goes through datetime."""
-    day = _DAY_NS.get(s[:10])
-    if day is None:
-        if len(_DAY_NS) > 10_000:
-            _DAY_NS.clear()
-        day = _DAY_NS[s[:10]] = (date.fromisoformat(s[:10]) - _EPOCH_DAY).days * 86_400_000_000_000
-    if len(s) == 24 and s[10] == "T" and s[19] == "." and s[23] == "Z":
-        secs = int(s[11:13]) * 3600 + int(s[14:16]) * 60 + int(s[17:19])
-        return day + secs * 1_000_000_000 + int(s[20:23]) * 1_000_000
-    dt = datetime.fromisoformat(s)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
-
-
-_Y2K_NS = _iso_ns("2000-01-01T00:00:00.000Z")
+_Y2K_NS = iso_ns("2000-01-01T00:00:00.000Z")
 
 
 def _interval_h(text: str) -> float:
     """``fundingInterval`` is a duration written as a date: the offset from 2000-01-01."""
-    return (_iso_ns(text) - _Y2K_NS) / _HOUR_NS
+    return (iso_ns(text) - _Y2K_NS) / _HOUR_NS
 
 
 def _interval_text(hours: float) -> str:

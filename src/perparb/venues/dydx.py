@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +36,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Trade
 from perparb.venues import register
-from perparb.venues.base import Connection, Venue, decode_error, num_text
+from perparb.venues.base import Connection, Venue, decode_error, iso_ns, num_text
 
 _MARKETS_PATH = "/v4/perpetualMarkets"
 _HOUR_NS = 3_600_000_000_000
@@ -343,7 +342,7 @@ class Dydx(Venue):
                 out.append(Trade(
                     venue=self.id, symbol=inst.symbol, venue_symbol=ticker, px=inst.px(t.price),
                     qty=inst.qty(t.size, t.price), side=t.side.lower(), trade_id=t.id,
-                    ts_exchange_ns=_iso_ns(t.createdAt) if t.createdAt else 0, recv_ns=recv_ns,
+                    ts_exchange_ns=iso_ns(t.createdAt) if t.createdAt else 0, recv_ns=recv_ns,
                 ))
         return out
 
@@ -460,28 +459,6 @@ class Dydx(Venue):
         return {_MARKETS_PATH: _enc.encode({"markets": markets})}
 
 
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_EPOCH_DAY = date(1970, 1, 1)
-_DAY_NS: dict[str, int] = {}
-
-
-def _iso_ns(s: str) -> int:
-    """ISO-8601 UTC text → integer nanoseconds; the Indexer's own shape
-    (``2024-08-22T23:59:58.855Z``) is read by hand, anything else goes through datetime."""
-    day = _DAY_NS.get(s[:10])
-    if day is None:
-        if len(_DAY_NS) > 10_000:
-            _DAY_NS.clear()
-        day = _DAY_NS[s[:10]] = (date.fromisoformat(s[:10]) - _EPOCH_DAY).days * 86_400_000_000_000
-    if len(s) == 24 and s[10] == "T" and s[19] == "." and s[23] == "Z":
-        secs = int(s[11:13]) * 3600 + int(s[14:16]) * 60 + int(s[17:19])
-        return day + secs * 1_000_000_000 + int(s[20:23]) * 1_000_000
-    dt = datetime.fromisoformat(s)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 register(Dydx)
