@@ -288,11 +288,13 @@ def decode(
 
 
 def _adapter(venue: str, metadata: list[Path] | None) -> Venue:
-    if venue not in venue_ids():
-        err.print(f"[red]error:[/] unknown venue {venue!r}; known: {', '.join(venue_ids())}")
-        raise typer.Exit(2)
+    try:
+        cls = venue_class(venue)  # native ids and generic ones (ccxt:<exchange id>)
+    except KeyError:
+        err.print(f"[red]error:[/] unknown venue {venue!r}; known: {', '.join(venue_ids())}, or ccxt:<exchange id>")
+        raise typer.Exit(2) from None
     registry = load_registry()
-    adapter = venue_class(venue)(registry)
+    adapter = cls(registry)
     for path in metadata or []:
         raw = path.read_bytes()
         specs = []
