@@ -360,3 +360,17 @@ def test_settlements_before_the_horizon(next_in_h: float, interval: float, horiz
     x = inst("aaa")
     assert settlements(funding(x, 0.0, interval, next_in_h), NOW, int(horizon * H)) == n
     assert math.isfinite(n)
+
+
+def test_liquidity_floors_apply_where_the_venue_publishes_them() -> None:
+    sc, x, y = carry_scanner(funding_min_volume_quote=1e6, funding_min_open_interest_quote=5e5)
+    thin = funding(y, 0.0001, 1.0, next_in_h=0.5)
+    thin = Funding(**{**{f: getattr(thin, f) for f in thin.__struct_fields__}, "volume_24h_quote": 2e5,
+                      "mark_px": 100.0, "open_interest": 1e4})  # volume 200k < 1M
+    sc.on_funding(x, funding(x, 0.0001, 8.0, next_in_h=1.0), NOW, STATUS)  # publishes neither: not filtered
+    sc.on_funding(y, thin, NOW, STATUS)
+    assert not [o for o in sc.lifecycle.active.values() if o.kind == "funding"]
+    assert sc.rejections["funding_illiquid"] >= 1
+    deep = Funding(**{**{f: getattr(thin, f) for f in thin.__struct_fields__}, "volume_24h_quote": 5e6})
+    sc.on_funding(y, deep, NOW, STATUS)  # OI 1e4 x 100 = 1M >= 500k, volume 5M >= 1M
+    assert [o.id for o in sc.lifecycle.active.values() if o.kind == "funding"] == ["funding:BTC:aaa:bbb"]

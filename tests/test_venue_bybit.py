@@ -329,3 +329,15 @@ def test_connections_respect_args_length_cap() -> None:
     assert [i for c in conns for i in c.instruments] == insts
     for c in conns:
         assert sum(len(a) for m in c.subscribe for a in json.loads(m)["args"]) <= 21_000
+
+
+def test_ticker_open_interest_and_turnover() -> None:
+    from perparb.instruments.registry import Registry
+    from perparb.venues.bybit import Bybit
+
+    line = next(ln for ln in fixture_lines("bybit", "UNATTRIBUTED_live-capture_2026-08-13_v5_public_linear_BTCUSDT.jsonl")
+                if b'"tickers.BTCUSDT"' in ln and b'"snapshot"' in ln)
+    raw = json.loads(line)["data"]
+    [f] = Bybit(Registry()).parse(line, 0)
+    assert f.open_interest == float(raw["openInterest"])  # base units (scale 1)
+    assert f.volume_24h_quote == float(raw["turnover24h"])

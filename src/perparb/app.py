@@ -52,6 +52,8 @@ def scan_settings(settings: Settings) -> ScanSettings:
         max_notional=sc.max_notional, funding_notional=sc.funding_notional,
         funding_horizon_h=sc.funding_horizon_h, funding_min_apr=sc.funding_min_apr,
         funding_max_age_ms=sc.funding_max_age_ms, funding_intervals=sc.funding_intervals,
+        funding_min_open_interest_quote=sc.funding_min_open_interest_quote,
+        funding_min_volume_quote=sc.funding_min_volume_quote,
         evict_after_ms=sc.evict_after_ms, quote_groups=sc.quote_groups, ambiguity_ratio=sc.ambiguity_ratio,
     )
 

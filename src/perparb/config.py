@@ -50,6 +50,8 @@ class ScannerSettings(_Model):
     funding_min_apr: float = 0.0
     funding_max_age_ms: float = Field(default=600_000.0, gt=0)
     funding_intervals: Literal["any", "matching", "different"] = "any"
+    funding_min_open_interest_quote: float = Field(default=0.0, ge=0)
+    funding_min_volume_quote: float = Field(default=0.0, ge=0)
     evict_after_ms: float = Field(default=3_600_000.0, gt=0)
     quote_groups: list[list[str]] = [["USD", "USDT", "USDC"]]
     ambiguity_ratio: float = Field(default=1.5, gt=1)

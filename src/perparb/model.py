@@ -143,6 +143,8 @@ class Funding(msgspec.Struct, tag="funding", tag_field="type", kw_only=True, gc=
     next_funding_ns: int
     mark_px: float | None = None
     index_px: float | None = None
+    open_interest: float | None = None  # base units, where the venue's funding channel gives it
+    volume_24h_quote: float | None = None  # quote currency traded in 24 h, where given
     ts_exchange_ns: int
     recv_ns: int
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from perparb.feeds.booksync import SyncedBook
 from perparb.model import Funding, Instrument, Level, Opportunity, Quote, VenueStatus
 from perparb.scanner.funding import evaluate_carry
-from perparb.scanner.legs import STALE, Leg
+from perparb.scanner.legs import ILLIQUID, STALE, Leg
 from perparb.scanner.lifecycle import Lifecycle, Listener
 from perparb.scanner.spread import evaluate_pair
 
@@ -40,6 +40,9 @@ class ScanSettings:
     funding_min_apr: float = 0.0
     funding_max_age_ms: float = 600_000.0
     funding_intervals: str = "any"  # any | matching | different
+    # Liquidity floors for carry legs, applied where the venue publishes the figure.
+    funding_min_open_interest_quote: float = 0.0
+    funding_min_volume_quote: float = 0.0
     evict_after_ms: float = 3_600_000.0  # forget legs silent this long
     # A leg whose mid is this many times above or below the median of the other venues'
     # mids is taken for a different token (or a wrong multiple) and never paired.
@@ -251,6 +254,8 @@ class Scanner:
                 reason = self._problem(long, now_ns, status) or self._problem(short, now_ns, status)
                 if reason is None and (now_ns - fl.recv_ns > max_funding_age or now_ns - fs.recv_ns > max_funding_age):
                     reason = STALE
+                if reason is None and not (self._liquid(fl) and self._liquid(fs)):
+                    reason = ILLIQUID
                 if reason is None:
                     opp, reason = evaluate_carry(asset, long, short, self.fee(long.inst), self.fee(short.inst),
                                                  s.funding_notional, s.funding_horizon_h, s.funding_min_apr, now_ns)
@@ -260,6 +265,15 @@ class Scanner:
                 self.rejections[f"funding_{reason}"] += 1
                 self._why[f"funding:{asset}:{long.venue}:{short.venue}"] = reason or "unknown"
         self._settle(asset, "funding", found, now_ns)
+
+    def _liquid(self, f: Funding) -> bool:
+        s = self.settings
+        if s.funding_min_volume_quote and f.volume_24h_quote is not None and \
+                f.volume_24h_quote < s.funding_min_volume_quote:
+            return False
+        px = f.mark_px or f.index_px
+        return not (s.funding_min_open_interest_quote and f.open_interest is not None and px
+                    and f.open_interest * px < s.funding_min_open_interest_quote)
 
     def _settle(self, asset: str, kind: str, found: dict[str, Opportunity], now_ns: int,
                 venue: str | None = None) -> None:

@@ -15,9 +15,9 @@ from perparb.model import Funding, Instrument, Level, Quote, VenueStatus
 # Suppression reasons, in the order the gates run.
 STALE, DISCONNECTED, UNSYNCED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED = (
     "stale", "disconnected", "unsynced", "crossed", "ambiguous", "inactive", "unverified")
-BELOW_THRESHOLD, BELOW_MIN_SIZE = "below_threshold", "below_min_size"
+BELOW_THRESHOLD, BELOW_MIN_SIZE, ILLIQUID = "below_threshold", "below_min_size", "illiquid"
 REASONS = (STALE, DISCONNECTED, UNSYNCED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED, BELOW_THRESHOLD,
-           BELOW_MIN_SIZE)
+           BELOW_MIN_SIZE, ILLIQUID)
 
 
 class Leg:

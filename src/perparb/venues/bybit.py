@@ -52,6 +52,8 @@ class _TickerData(msgspec.Struct):
     fundingIntervalHour: str | None = None
     markPrice: str | None = None
     indexPrice: str | None = None
+    openInterest: str | None = None
+    turnover24h: str | None = None
 
 
 class _Ticker(msgspec.Struct):
@@ -115,7 +117,7 @@ class _InstrumentsResponse(msgspec.Struct):
 
 
 class _TickerState:
-    __slots__ = ("index", "interval_h", "mark", "next_ms", "rate")
+    __slots__ = ("index", "interval_h", "mark", "next_ms", "oi", "rate", "turnover")
 
     def __init__(self) -> None:
         self.rate: float | None = None
@@ -123,6 +125,8 @@ class _TickerState:
         self.interval_h: float | None = None
         self.mark: float | None = None
         self.index: float | None = None
+        self.oi: float | None = None
+        self.turnover: float | None = None
 
 
 def _dec(t: type) -> msgspec.json.Decoder:
@@ -288,7 +292,11 @@ class Bybit(Venue):
             st.mark, changed = _num(d.markPrice), True
         if d.indexPrice is not None:
             st.index, changed = _num(d.indexPrice), True
-        # Deltas of only last price / volume / open interest carry no funding news.
+        # Open interest and volume ride along but alone are no funding news.
+        if d.openInterest is not None:
+            st.oi = _num(d.openInterest)
+        if d.turnover24h is not None:
+            st.turnover = _num(d.turnover24h)
         if not changed or st.rate is None or st.next_ms is None:
             return []
         return [Funding(
@@ -296,7 +304,8 @@ class Bybit(Venue):
             interval_h=st.interval_h or inst.funding_interval_h, next_funding_ns=st.next_ms * MS,
             mark_px=inst.px(st.mark) if st.mark is not None else None,
             index_px=inst.px(st.index) if st.index is not None else None,
-            ts_exchange_ns=m.ts * MS, recv_ns=recv_ns,
+            open_interest=inst.qty(st.oi, st.mark) if st.oi is not None and st.mark else None,
+            volume_24h_quote=st.turnover, ts_exchange_ns=m.ts * MS, recv_ns=recv_ns,
         )]
 
     def _trades(self, m: _Trades, recv_ns: int) -> list[MarketEvent]:

@@ -82,6 +82,8 @@ class _Ctx(msgspec.Struct):
     funding: str | None = None
     markPx: str | None = None
     oraclePx: str | None = None
+    openInterest: str | None = None  # coins
+    dayNtlVlm: str | None = None  # USD traded over 24 h
 
 
 class _AssetCtx(msgspec.Struct):
@@ -251,7 +253,8 @@ class Hyperliquid(Venue):
             interval_h=inst.funding_interval_h, next_funding_ns=(recv_ns // period + 1) * period,
             mark_px=inst.px(float(c.markPx)) if c.markPx else None,
             index_px=inst.px(float(c.oraclePx)) if c.oraclePx else None,
-            ts_exchange_ns=0, recv_ns=recv_ns,
+            open_interest=inst.qty(float(c.openInterest), float(c.markPx)) if c.openInterest and c.markPx else None,
+            volume_24h_quote=float(c.dayNtlVlm) if c.dayNtlVlm else None, ts_exchange_ns=0, recv_ns=recv_ns,
         )]
 
     def parse_rest(self, path: str, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
