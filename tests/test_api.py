@@ -259,3 +259,16 @@ async def test_a_stalled_client_does_not_slow_the_engine_or_other_clients() -> N
     finally:
         await session.stop()
         await sim.stop()
+
+
+def test_spread_series_is_sampled_for_pairs_asked_about() -> None:
+    engine = make_engine()
+    ctx = ApiContext(engine, ApiSettings())
+    with TestClient(create_app(ctx)) as c:
+        assert c.get("/api/spread/BTC/binance/bybit").json()["series"] == []
+        ctx.series.sample(engine)
+        ctx.series.sample(engine)
+        [p1, p2] = c.get("/api/spread/BTC/binance/bybit").json()["series"]
+    assert p1["a_to_b_gross_bps"] == pytest.approx((65200 - 65000) / 65000 * 1e4)
+    assert p1["b_to_a_gross_bps"] == pytest.approx((64990 - 65210) / 65210 * 1e4)
+    assert p2["ts_ns"] == engine.now_ns

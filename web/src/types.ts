@@ -132,12 +132,19 @@ export interface SpreadStats {
   samples: number;
 }
 
+export interface SpreadPoint {
+  ts_ns: number;
+  a_to_b_gross_bps: number | null;
+  b_to_a_gross_bps: number | null;
+}
+
 export interface SpreadResponse {
   asset: string;
   venue_a: string;
   venue_b: string;
   a_to_b: SpreadDirection;
   b_to_a: SpreadDirection;
+  series?: SpreadPoint[];
   history: {
     stats_a_to_b: { hour: SpreadStats; day: SpreadStats } | null;
     stats_b_to_a: { hour: SpreadStats; day: SpreadStats } | null;

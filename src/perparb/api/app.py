@@ -43,7 +43,8 @@ class ApiContext:
         self.rates = rates or state.Rates()
         self.alerter = alerter
         self.reload = reload
-        self.hub = Hub(engine, self.rates, alerter)
+        self.series = state.SpreadSeries()
+        self.hub = Hub(engine, self.rates, alerter, self.series)
         self.metrics = Metrics(engine, self.hub, alerter)
         self.extra = extra or {}
 
@@ -142,10 +143,11 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
 
     @app.get("/api/spread/{asset}/{venue_a}/{venue_b}", dependencies=read)
     def spread(asset: Asset, venue_a: VenueId, venue_b: VenueId) -> dict[str, Any]:
-        """The executable spread both ways now (at any edge) and its recent history."""
+        """The executable spread both ways now (at any edge), its per-minute history, and a
+        per-second series of the top-of-book gross spread (kept 15 min after the last request)."""
         if venue_a == venue_b:
             raise HTTPException(400, "venue_a and venue_b must differ")
-        out = state.spread(e, asset, venue_a, venue_b)
+        out = state.spread(e, asset, venue_a, venue_b, ctx.series)
         if out is None:
             raise HTTPException(404, f"{asset.upper()} is not quoted on both {venue_a} and {venue_b}")
         return out

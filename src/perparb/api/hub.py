@@ -70,10 +70,11 @@ class Client:
 
 class Hub:
     def __init__(self, engine: Engine, rates: state.Rates | None = None, alerter: Alerter | None = None,
-                 interval_s: float = 0.2) -> None:
+                 series: state.SpreadSeries | None = None, interval_s: float = 0.2) -> None:
         self.engine = engine
         self.rates = rates
         self.alerter = alerter
+        self.series = series
         self.interval_s = interval_s
         self.clients: set[Client] = set()
         self._events: dict[str, tuple[str, Opportunity]] = {}  # id -> latest lifecycle event
@@ -210,9 +211,13 @@ class Hub:
                 del c.pending[k]
 
     async def run(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(self.interval_s)
+            ticks += 1
             try:
+                if self.series is not None and ticks % max(1, round(1 / self.interval_s)) == 0:
+                    self.series.sample(self.engine)
                 self.publish()
             except Exception:  # a bad view must not stop the feed to every client
                 log.exception("publishing to WebSocket clients failed")

@@ -39,6 +39,39 @@ class Rates:
         return (m1.get(venue, 0) - m0.get(venue, 0)) / ((t1 - t0) / 1e9) if t1 > t0 else 0.0
 
 
+class SpreadSeries:
+    """Top-of-book gross spread both ways, sampled each second for the pairs someone asked
+    about in the last ``keep_s`` (the dashboard's chart starts full instead of empty)."""
+
+    def __init__(self, keep_s: float = 900.0) -> None:
+        self.keep_ns = int(keep_s * 1e9)
+        self.wanted: dict[tuple[str, str, str], int] = {}  # pair -> last asked (engine time)
+        self.points: dict[tuple[str, str, str], deque[tuple[int, float | None, float | None]]] = {}
+
+    def want(self, pair: tuple[str, str, str], now_ns: int) -> None:
+        self.wanted[pair] = now_ns
+
+    def sample(self, engine: Engine) -> None:
+        now = engine.now_ns
+        for pair, asked in list(self.wanted.items()):
+            if now - asked > self.keep_ns:
+                del self.wanted[pair]
+                self.points.pop(pair, None)
+                continue
+            legs = engine.scanner.legs.get(pair[0], {})
+            a = next((leg for leg in legs.values() if leg.venue == pair[1]), None)
+            b = next((leg for leg in legs.values() if leg.venue == pair[2]), None)
+            if a is None or b is None:
+                continue
+            (a_bid, a_ask), (b_bid, b_ask) = a.top(), b.top()
+            ab = (b_bid[0] - a_ask[0]) / a_ask[0] * 1e4 if a_ask and b_bid else None
+            ba = (a_bid[0] - b_ask[0]) / b_ask[0] * 1e4 if b_ask and a_bid else None
+            self.points.setdefault(pair, deque(maxlen=int(self.keep_ns // 1_000_000_000))).append((now, ab, ba))
+
+    def series(self, pair: tuple[str, str, str]) -> list[dict[str, Any]]:
+        return [{"ts_ns": t, "a_to_b_gross_bps": ab, "b_to_a_gross_bps": ba} for t, ab, ba in self.points.get(pair, ())]
+
+
 def venues(engine: Engine, rates: Rates | None = None, now_ns: int | None = None) -> list[dict[str, Any]]:
     now_ns = now_ns or time.time_ns()
     out = []
@@ -137,7 +170,8 @@ def opportunities(engine: Engine, kind: str | None = None, min_edge_bps: float |
     return rows[:limit]
 
 
-def spread(engine: Engine, asset: str, venue_a: str, venue_b: str) -> dict[str, Any] | None:
+def spread(engine: Engine, asset: str, venue_a: str, venue_b: str,
+           series: SpreadSeries | None = None) -> dict[str, Any] | None:
     """The executable spread both ways right now, at any edge (no threshold)."""
     legs = engine.scanner.legs.get(asset.upper(), {})
     a = next((leg for leg in legs.values() if leg.venue == venue_a), None)
@@ -159,6 +193,10 @@ def spread(engine: Engine, asset: str, venue_a: str, venue_b: str) -> dict[str, 
         row["executable"] = opportunity(opp) if opp else None
         row["reason"] = None if opp else reason
         out[name] = row
+    if series is not None:
+        pair = (asset.upper(), venue_a, venue_b)
+        series.want(pair, engine.now_ns)
+        out["series"] = series.series(pair)
     history = sc.lifecycle.stats.get(f"spread:{asset.upper()}:{venue_a}:{venue_b}")
     back = sc.lifecycle.stats.get(f"spread:{asset.upper()}:{venue_b}:{venue_a}")
     out["history"] = {

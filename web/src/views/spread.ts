@@ -98,6 +98,21 @@ export class SpreadView {
     void this.poll();
   }
 
+  /** The server keeps a per-second series of pairs asked about recently: start from it. */
+  private prefill(hist: History, d: SpreadResponse): void {
+    const offset = new Date().getTimezoneOffset() * 60;
+    let last = -1;
+    for (const p of d.series ?? []) {
+      const t = Math.floor(p.ts_ns / 1e9) - offset;
+      if (t <= last) continue;
+      last = t;
+      if (p.a_to_b_gross_bps !== null) hist.ab.push({ time: t as UTCTimestamp, value: p.a_to_b_gross_bps });
+      if (p.b_to_a_gross_bps !== null) hist.ba.push({ time: t as UTCTimestamp, value: p.b_to_a_gross_bps });
+    }
+    this.ab!.setData(hist.ab);
+    this.ba!.setData(hist.ba);
+  }
+
   private history(key: string): History {
     let hist = this.histories.get(key);
     if (!hist) this.histories.set(key, (hist = { ab: [], ba: [] }));
@@ -128,6 +143,7 @@ export class SpreadView {
 
   private add(key: string, d: SpreadResponse): void {
     const hist = this.history(key);
+    if (hist.ab.length === 0 && hist.ba.length === 0 && d.series?.length) this.prefill(hist, d);
     // Local wall time as the chart's "UTC" axis, so labels read in the viewer's zone.
     const t = (Math.floor(this.store.now() / 1000) - new Date().getTimezoneOffset() * 60) as UTCTimestamp;
     for (const [dir, series, list] of [[d.a_to_b, this.ab!, hist.ab], [d.b_to_a, this.ba!, hist.ba]] as const) {
