@@ -490,17 +490,24 @@ def test_sim_encoders_round_trip(bitmex: Bitmex, sym: str) -> None:
     assert q.ask_qty == pytest.approx(_qty(sym, 102.0, 300), rel=REL)
     assert q.ts_exchange_ns == 1_700_000_000_123_000_000
 
-    # Every tick is a whole-book partial: the delta is applied to the book the simulator keeps.
+    # A partial on subscribe, then insert / update / delete messages keyed by level id.
     bids, asks = [(101.5, 1200.0), (101.0, 500.0)], [(102.0, 300.0)]
     [snap] = bitmex.parse(sim.sim_book(inst, True, bids, asks, 500, -1, 500, 1_700_000_000_000), 0)
     assert type(snap) is BookSnapshot
     assert _same(snap.bids, [(p, _qty(sym, p, s)) for p, s in bids])
     assert _same(snap.asks, [(p, _qty(sym, p, s)) for p, s in asks])
-    [after] = bitmex.parse(sim.sim_book(inst, False, [(101.0, 0.0)], [(102.5, 100.0)], 501, 500, 501,
-                                        1_700_000_000_100), 0)
-    assert type(after) is BookSnapshot and after.ts_exchange_ns == 1_700_000_000_100_000_000
-    assert _same(after.bids, [(101.5, _qty(sym, 101.5, 1200))])
-    assert _same(after.asks, [(102.0, _qty(sym, 102.0, 300)), (102.5, _qty(sym, 102.5, 100))])
+    frames = sim.sim_book(inst, False, [(101.0, 0.0), (101.5, 900.0)], [(102.5, 100.0)], 501, 500, 501,
+                          1_700_000_000_100)
+    assert [json.loads(f)["action"] for f in frames] == ["insert", "update", "delete"]
+    ins, upd, dele = (bitmex.parse(f, 0)[0] for f in frames)
+    assert _same(ins.asks, [(102.5, _qty(sym, 102.5, 100))]) and ins.ts_exchange_ns == 1_700_000_000_100_000_000
+    assert _same(upd.bids, [(101.5, _qty(sym, 101.5, 900))])  # the update row has no price: the id says it
+    assert _same(dele.bids, [(101.0, 0.0)])
+    # A gap: the next insert never arrives, and the first row naming it breaks the chain.
+    lost = sim.sim_book(inst, False, [], [(103.0, 50.0)], 505, 503, 505, 1_700_000_000_200)
+    assert lost == []
+    [broken] = bitmex.parse(sim.sim_book(inst, False, [], [(103.0, 0.0)], 506, 505, 506, 1_700_000_000_300)[0], 0)
+    assert type(broken) is BookDelta and broken.prev_seq == -1
 
     [f] = bitmex.parse(sim.sim_funding(inst, 0.000125, 1_700_006_400_000, 101.6, 101.55, 1_700_000_000_000), 0)
     assert (f.rate, f.predicted_rate, f.interval_h) == (0.000125, 0.000125, inst.funding_interval_h)
@@ -544,7 +551,7 @@ def test_connections_and_resubscribe(bitmex: Bitmex) -> None:
 def test_card() -> None:
     assert venue_class("bitmex") is Bitmex
     assert (Bitmex.id, Bitmex.ws_url, Bitmex.rest_url, Bitmex.book_sync, Bitmex.sim_has_sequence) == (
-        "bitmex", "wss://ws.bitmex.com", "https://www.bitmex.com", "keyed", False)
+        "bitmex", "wss://ws.bitmex.com", "https://www.bitmex.com", "keyed", True)
     assert (Bitmex.heartbeat_text, Bitmex.heartbeat_s, Bitmex.metadata_paths) == ("ping", 5.0, (ACTIVE_PATH,))
     assert Bitmex(Registry()).derive("XBTUSDT") is None  # contract sizes need metadata
     assert msgspec.json.decode(Bitmex(Registry()).sim_metadata([])[ACTIVE_PATH]) == []

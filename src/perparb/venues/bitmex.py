@@ -186,7 +186,9 @@ class Bitmex(Venue):
     taker_fee = 0.0005
     maker_fee = 0.0005
     metadata_paths = (_ACTIVE_PATH,)
-    sim_has_sequence = False
+    # No sequence numbers, but a lost insert shows up as an unknown level id: the simulator
+    # can play that loss and the feed must resync (see sim_book).
+    sim_has_sequence = True
 
     def __init__(self, registry: Registry) -> None:
         super().__init__(registry)
@@ -194,6 +196,8 @@ class Bitmex(Venue):
         self._funding: dict[str, _FundingState] = {}
         # Simulator side: the book each symbol's subscribers hold, and the last funding row.
         self._sim_books = SimFullBooks()
+        self._sim_last: dict[str, int] = {}
+        self._sim_lose: set[str] = set()  # symbols whose next insert message is lost
         self._sim_funding: dict[str, dict[str, Any]] = {}
 
     # -- feed ----------------------------------------------------------------------------
@@ -451,24 +455,47 @@ class Bitmex(Venue):
         return _enc.encode({"table": "quote", "action": "insert", "data": [row]}).decode()
 
     def sim_book(self, inst: Instrument, snapshot: bool, bids: list[Level], asks: list[Level],
-                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str:
-        # The simulator hands over one message per tick, but BitMEX spreads a tick's changes
-        # over separate insert, update and delete messages. So every tick is sent as what
-        # BitMEX sends on subscribe: a partial of the whole book (kept here), in its wire format.
+                 seq: int, prev_seq: int, first_seq: int, ts_ms: int) -> str | list[str]:
+        """A partial on subscribe, then BitMEX's insert / update / delete messages. A gap the
+        simulator asks for (``prev_seq`` not the last ``seq`` sent) is played as BitMEX's real
+        failure: an insert message that never arrives, so a later row names an unknown id."""
         sym = inst.venue_symbol
-        book = self._sim_books.apply(sym, snapshot, bids, asks)
         tick = inst.tick_size or 1e-8
         stamp = _iso(ts_ms)
-        rows = [{"symbol": sym, "id": _sim_id(p, tick), "side": "Sell", "size": _num(q), "price": _num(p),
-                 "timestamp": stamp} for p, q in sorted(book[1].items(), reverse=True)]
-        rows += [{"symbol": sym, "id": _sim_id(p, tick), "side": "Buy", "size": _num(q), "price": _num(p),
-                  "timestamp": stamp} for p, q in sorted(book[0].items(), reverse=True)]
-        return _enc.encode({
-            "table": "orderBookL2", "action": "partial", "keys": ["symbol", "id", "side"],
-            "types": {"symbol": "symbol", "id": "long", "side": "symbol", "size": "long", "price": "float",
-                      "timestamp": "timestamp"},
-            "filter": {"symbol": sym}, "data": rows,
-        }).decode()
+        last = self._sim_last.get(sym)
+        self._sim_last[sym] = seq
+        if snapshot:
+            book = self._sim_books.apply(sym, True, bids, asks)
+            rows = [{"symbol": sym, "id": _sim_id(p, tick), "side": "Sell", "size": _num(q), "price": _num(p),
+                     "timestamp": stamp} for p, q in sorted(book[1].items(), reverse=True)]
+            rows += [{"symbol": sym, "id": _sim_id(p, tick), "side": "Buy", "size": _num(q), "price": _num(p),
+                      "timestamp": stamp} for p, q in sorted(book[0].items(), reverse=True)]
+            return _enc.encode({
+                "table": "orderBookL2", "action": "partial", "keys": ["symbol", "id", "side"],
+                "types": {"symbol": "symbol", "id": "long", "side": "symbol", "size": "long", "price": "float",
+                          "timestamp": "timestamp"},
+                "filter": {"symbol": sym}, "data": rows,
+            }).decode()
+        if last is not None and prev_seq != last:
+            self._sim_lose.add(sym)
+        book = self._sim_books.books.get(sym) or ({}, {})
+        rows_by: dict[str, list[dict[str, Any]]] = {"insert": [], "update": [], "delete": []}
+        for side_book, changes, side in ((book[0], bids, "Buy"), (book[1], asks, "Sell")):
+            for p, q in changes:
+                row = {"symbol": sym, "id": _sim_id(p, tick), "side": side}
+                if q <= 0:
+                    if p in side_book:
+                        rows_by["delete"].append(row)
+                elif p in side_book:
+                    rows_by["update"].append({**row, "size": _num(q), "timestamp": stamp})
+                else:
+                    rows_by["insert"].append({**row, "size": _num(q), "price": _num(p), "timestamp": stamp})
+        self._sim_books.apply(sym, False, bids, asks)
+        if sym in self._sim_lose and rows_by["insert"]:
+            self._sim_lose.discard(sym)
+            rows_by["insert"] = []  # lost on the way
+        return [_enc.encode({"table": "orderBookL2", "action": action, "data": rows}).decode()
+                for action, rows in rows_by.items() if rows]
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:
