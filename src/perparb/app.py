@@ -91,6 +91,8 @@ class Session:
         self.tasks: list[asyncio.Task[None]] = []
         self.http: aiohttp.ClientSession | None = None
         self.started_ns = 0
+        if capture is None and settings.storage.capture:
+            capture = Path(settings.storage.dir) / time.strftime("capture-%Y%m%dT%H%M%SZ.jsonl.zst", time.gmtime())
         self.capture = CaptureWriter(capture) if capture else None
         self.alerter = build_alerter(settings)
         if self.alerter is not None:

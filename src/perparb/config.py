@@ -86,7 +86,7 @@ class AlertSettings(_Model):
 
 class StorageSettings(_Model):
     dir: Path = Path("data")
-    capture: bool = False
+    capture: bool = False  # record every session to dir/capture-<UTC time>.jsonl.zst
 
 
 DEFAULT_VENUES = ("binance", "okx", "bybit")

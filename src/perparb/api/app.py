@@ -25,6 +25,7 @@ from perparb.api.metrics import Metrics
 from perparb.config import ApiSettings
 from perparb.engine import Engine
 from perparb.scanner.alerts import Alerter
+from perparb.scanner.legs import REASONS
 
 STATIC = Path(__file__).with_name("static")
 
@@ -159,8 +160,11 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
 
     @app.get("/api/rejections", dependencies=read)
     def rejections() -> dict[str, int]:
-        """Suppressed candidates by reason."""
-        return dict(sorted(e.scanner.rejections.items()))
+        """Suppressed candidates by reason (every spread reason listed, 0 when none; funding
+        candidates are prefixed ``funding_``)."""
+        counts = dict.fromkeys(REASONS, 0)
+        counts.update(e.scanner.rejections)
+        return dict(sorted(counts.items()))
 
     @app.get("/api/alerts", dependencies=read)
     def alerts() -> dict[str, Any]:

@@ -88,6 +88,7 @@ def venues(engine: Engine, rates: Rates | None = None, now_ns: int | None = None
                       "invalid": sum(sb.state == INVALID for sb in books)},
             "book_resyncs": sum(sb.resyncs for sb in books), "book_gaps": sum(sb.gaps for sb in books),
             "checksum_failures": sum(sb.checksum_failures for sb in books),
+            "checksums_verified": sum(sb.checksums_ok for sb in books),
             "crossed_books": sum(sb.crossed for sb in books),
         })
     return out
