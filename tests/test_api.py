@@ -272,3 +272,16 @@ def test_spread_series_is_sampled_for_pairs_asked_about() -> None:
     assert p1["a_to_b_gross_bps"] == pytest.approx((65200 - 65000) / 65000 * 1e4)
     assert p1["b_to_a_gross_bps"] == pytest.approx((64990 - 65210) / 65210 * 1e4)
     assert p2["ts_ns"] == engine.now_ns
+
+
+def test_books_state_and_counters() -> None:
+    engine = make_engine()
+    raw = json.dumps({"stream": "btcusdt@depth@100ms", "data": {
+        "e": "depthUpdate", "E": 1, "T": 1, "s": "BTCUSDT", "U": 10, "u": 12, "pu": 9,
+        "b": [["64990", "1"]], "a": [["65000", "2"]]}})
+    engine.on_message("binance", raw, engine.now_ns)  # buffered: no REST snapshot yet
+    with TestClient(create_app(ApiContext(engine, ApiSettings()))) as c:
+        [row] = c.get("/api/books", params={"venue": "binance", "asset": "btc"}).json()
+    assert (row["venue_symbol"], row["state"], row["family"], row["levels"]) == ("BTCUSDT", "resyncing",
+                                                                                 "rest_bridged", 0)
+    assert row["resyncs"] == 0 and row["gaps"] == 0

@@ -149,3 +149,21 @@ def test_bundled_map_covers_450_contracts_on_two_or_more_venues() -> None:
     # Renamed multiples map to one asset with the right scale.
     pepe = {(i.venue, i.venue_symbol): i.price_scale for i in reg.all() if i.asset == "SHIB"}
     assert pepe.get(("binance", "1000SHIBUSDT")) == 1000.0
+
+
+async def test_refresh_rebuilds_the_snapshot_from_the_venues(tmp_path: Path) -> None:
+    from perparb.instruments.refresh import refresh_snapshot
+    from perparb.instruments.snapshot import load_snapshot
+    from perparb.sim.server import Simulator
+
+    sim = Simulator(load_registry(), ["binance", "okx", "hyperliquid"], ["BTC", "ETH"], seed=1)
+    await sim.start()
+    try:
+        path = await refresh_snapshot(tmp_path / "instruments.json", ["binance", "okx", "hyperliquid"],
+                                      sim.endpoints())
+    finally:
+        await sim.stop()
+    snap = load_snapshot(path)
+    got = {(i.venue, i.venue_symbol, i.contract_size) for i in snap.instruments}
+    want = {(i.venue, i.venue_symbol, i.contract_size) for sv in sim.venues.values() for i in sv.instruments.values()}
+    assert got == want and set(snap.sources) == {"binance", "okx", "hyperliquid"}  # POST /info included

@@ -94,6 +94,12 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
         """Connection state, message rate, last message age, reconnects, book sync counters."""
         return state.venues(e, ctx.rates)
 
+    @app.get("/api/books", dependencies=read)
+    def books(asset: Annotated[str | None, Query(max_length=40)] = None,
+              venue: Annotated[str | None, Query(max_length=40)] = None) -> list[dict[str, Any]]:
+        """Each L2 book's state (synced, resyncing, invalid) and counters."""
+        return state.books(e, venue, asset)
+
     @app.get("/api/instruments", dependencies=read)
     def instruments(asset: Annotated[str | None, Query(max_length=40)] = None,
                     venue: Annotated[str | None, Query(max_length=40)] = None) -> list[dict[str, Any]]:

@@ -94,6 +94,25 @@ def venues(engine: Engine, rates: Rates | None = None, now_ns: int | None = None
     return out
 
 
+def books(engine: Engine, venue: str | None = None, asset: str | None = None) -> list[dict[str, Any]]:
+    """Each book's sync state and counters."""
+    rows = []
+    for (v, sym), sb in sorted(engine.books.items()):
+        inst = engine.adapters[v].table.get(sym)
+        if (venue and v != venue) or (asset and (inst is None or inst.asset != asset.upper())):
+            continue
+        bid, ask = sb.book.best_bid(), sb.book.best_ask()
+        rows.append({
+            "venue": v, "venue_symbol": sym, "symbol": inst.symbol if inst else None, "state": sb.state,
+            "family": sb.family, "seq": sb.seq, "levels": len(sb.book.bids) + len(sb.book.asks),
+            "best_bid": bid[0] if bid else None, "best_ask": ask[0] if ask else None,
+            "age_ms": round((engine.now_ns - sb.last_ns) / 1e6, 1) if sb.last_ns else None,
+            "resyncs": sb.resyncs, "gaps": sb.gaps, "checksum_failures": sb.checksum_failures,
+            "checksums_verified": sb.checksums_ok, "crossed": sb.crossed,
+        })
+    return rows
+
+
 def instruments(engine: Engine, asset: str | None = None, venue: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for i in engine.registry.all():

@@ -11,7 +11,7 @@ import aiohttp
 
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import Snapshot, save_snapshot
-from perparb.venues import venue_class, venue_ids
+from perparb.venues import venue_ids
 
 log = logging.getLogger("perparb.instruments")
 
@@ -20,24 +20,28 @@ def user_snapshot_path() -> Path:
     return Path(os.environ.get("PERPARB_HOME", Path.home() / ".perparb")) / "instruments.json"
 
 
-async def refresh_snapshot(out: Path | None = None) -> Path:
-    registry = Registry()
+async def refresh_snapshot(out: Path | None = None, venues: list[str] | None = None,
+                           endpoints: dict[str, dict[str, str]] | None = None) -> Path:
+    """Load every venue's metadata exactly as a live session does (same REST calls, same
+    parsers) and write the result as the snapshot used from then on."""
+    from perparb.engine import Engine
+    from perparb.feeds.runtime import VenueFeed
+
+    engine = Engine(Registry(), venues or venue_ids())
     sources: dict[str, str] = {}
     async with aiohttp.ClientSession() as http:
-        for vid in venue_ids():
-            adapter = venue_class(vid)(registry)
-            for path in adapter.metadata_paths:
-                try:
-                    async with http.get(adapter.rest_url + path, timeout=aiohttp.ClientTimeout(total=20)) as r:
-                        body = await r.read()
-                        r.raise_for_status()
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    log.warning("%s %s: %s", vid, path, exc)
-                    continue
-                registry.add_many(adapter.parse_metadata(path, body))
-                sources[f"{vid} {path}"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    if not len(registry):
+        for vid, adapter in engine.adapters.items():
+            ep = (endpoints or {}).get(vid, {})
+            feed = VenueFeed(engine, vid, [], ep.get("ws_url", adapter.ws_url), ep.get("rest_url", adapter.rest_url),
+                             http=http)
+            before = len(engine.registry.for_venue(vid))
+            await feed.load_metadata()
+            if len(engine.registry.for_venue(vid)) > before:
+                sources[vid] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            else:
+                log.warning("%s: no instruments loaded (offline, or the venue refused)", vid)
+    if not len(engine.registry):
         raise RuntimeError("no venue answered; the snapshot was not changed")
     target = out or user_snapshot_path()
-    save_snapshot(Snapshot(built_ns=time.time_ns(), sources=sources, instruments=registry.all()), target)
+    save_snapshot(Snapshot(built_ns=time.time_ns(), sources=sources, instruments=engine.registry.all()), target)
     return target
