@@ -51,3 +51,32 @@ async def test_a_silent_connection_is_dropped_and_reopened() -> None:
     finally:
         await session.stop()
         await sim.stop()
+
+
+async def test_a_failed_book_snapshot_is_retried_until_it_comes() -> None:
+    registry = load_registry()
+    sim = Simulator(registry, ["binance"], ["BTC"], seed=4, tick_s=0.05)
+    await sim.start()
+    sv = sim.venues["binance"]
+    real = sv.venue.sim_rest_book
+    refusals = [3]
+
+    def flaky(path: str) -> str | None:  # the venue answers 404 three times first
+        if real(path) is not None and refusals[0] > 0:
+            refusals[0] -= 1
+            return None
+        return real(path)
+
+    sv.venue.sim_rest_book = flaky  # type: ignore[method-assign]
+    session = Session(load_settings(None, {"venues": ["binance"], "assets": "BTC"}, env={}), sim.endpoints(),
+                      registry)
+    await session.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not any(sb.state == "synced" for sb in session.engine.books.values()):
+            assert time.monotonic() < deadline, "the book never synced"
+            await asyncio.sleep(0.1)
+        assert refusals[0] == 0
+    finally:
+        await session.stop()
+        await sim.stop()

@@ -78,10 +78,21 @@ class VenueFeed:
         self.transport: Transport | None = make(self.ws_url, self.rest_url) if make else None
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[object]] = set()
+        self._rest_lock = asyncio.Lock()
+        self._rest_next = 0.0
 
     # -- REST ----------------------------------------------------------------------------
     async def fetch(self, path: str) -> bytes | None:
-        """One REST call, ``path`` as recorded in captures; None (logged) when it failed."""
+        """One REST call, ``path`` as recorded in captures; None (logged) when it failed.
+        Calls are spaced by the venue's ``rest_min_interval_s``."""
+        async with self._rest_lock:
+            wait = self._rest_next - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._rest_next = time.monotonic() + self.adapter.rest_min_interval_s
+            return await self._fetch(path)
+
+    async def _fetch(self, path: str) -> bytes | None:
         custom = getattr(self.transport, "fetch", None)
         if custom is not None:
             return await custom(path)
@@ -110,6 +121,13 @@ class VenueFeed:
             self.tap(self.venue, "rest", raw, recv_ns, path)
         self.engine.on_rest(self.venue, path, raw, recv_ns)
         return raw
+
+    async def _get_until_answered(self, path: str) -> None:
+        """A book waits in 'resyncing' for this answer: retry with backoff until it comes."""
+        backoff = Backoff(base=1.0, cap=30.0)
+        while not self._stop.is_set() and await self.get(path) is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff.next())
 
     async def load_metadata(self) -> None:
         for path in self.adapter.metadata_paths:
@@ -220,7 +238,7 @@ class VenueFeed:
         while queue:
             req: Request = queue.popleft()
             if req.kind == "rest":
-                self._spawn(self.get(str(req.payload)))
+                self._spawn(self._get_until_answered(str(req.payload)))
             elif req.kind == "send":
                 for msg in req.payload:
                     await ws.send(msg)

@@ -51,6 +51,9 @@ class Venue:
     maker_fee: ClassVar[float] = 0.0002
     # REST paths whose responses describe the venue's contracts.
     metadata_paths: ClassVar[tuple[str, ...]] = ()
+    # Least time between two REST calls of one feed, so that resyncing many books at once
+    # stays inside the venue's request-weight limits.
+    rest_min_interval_s: ClassVar[float] = 0.05
     # Whether the venue's book messages carry a sequence the simulator can break.
     sim_has_sequence: ClassVar[bool] = True
     # REST call whose answer tells where to connect (KuCoin's token), if any.

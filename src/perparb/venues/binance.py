@@ -134,6 +134,8 @@ class Binance(Venue):
     taker_fee = 0.0005
     maker_fee = 0.0002
     metadata_paths = ("/fapi/v1/exchangeInfo", "/fapi/v1/fundingInfo")
+    # A 1000-level depth snapshot weighs 20 of the 2,400 per minute: at most ~100 a minute.
+    rest_min_interval_s = 0.6
 
     def derive(self, venue_symbol: str) -> Instrument | None:
         for quote in ("USDT", "USDC"):
