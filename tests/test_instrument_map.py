@@ -167,3 +167,26 @@ async def test_refresh_rebuilds_the_snapshot_from_the_venues(tmp_path: Path) -> 
     got = {(i.venue, i.venue_symbol, i.contract_size) for i in snap.instruments}
     want = {(i.venue, i.venue_symbol, i.contract_size) for sv in sim.venues.values() for i in sv.instruments.values()}
     assert got == want and set(snap.sources) == {"binance", "okx", "hyperliquid"}  # POST /info included
+
+
+async def test_reload_applies_overrides_and_alert_rules_without_restart(tmp_path: Path) -> None:
+    from perparb.app import Session
+    from perparb.config import load_settings
+
+    overrides = tmp_path / "map.txt"
+    overrides.write_text("SUSHIX:SUSHIUSDT:binance\n")
+    config = tmp_path / "perparb.toml"
+    config.write_text(f'instrument_overrides = "{overrides}"\n[venues.binance]\n'
+                      '[alerts]\n[[alerts.rules]]\nmin_edge_bps = 5\n')
+    session = Session(load_settings(config, env={}), config_path=config)
+    assert session.apply_overrides()["applied"] == 1
+    assert session.registry.get("binance", "SUSHIUSDT").asset == "SUSHIX"  # type: ignore[union-attr]
+    # The user edits both files; a reload picks the changes up (a bad line is reported, the rest loads).
+    overrides.write_text("SUSHI:SUSHIUSDT:binance\nnot a mapping\n")
+    config.write_text(config.read_text().replace("min_edge_bps = 5", "min_edge_bps = 9"))
+    result = await session.reload()
+    assert result["reloaded"]["alerts"] == 1 and session.alerter is not None
+    assert session.alerter.rules[0].min_edge_bps == 9
+    assert result["reloaded"]["instrument_overrides"]["applied"] == 1
+    assert "line 2" in result["reloaded"]["instrument_overrides"]["errors"][0]
+    assert session.registry.get("binance", "SUSHIUSDT").asset == "SUSHI"  # type: ignore[union-attr]
