@@ -31,3 +31,25 @@ def fixture_files(venue: str) -> list[Path]:
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # A snapshot refreshed on the developer's machine must not change test results.
     monkeypatch.setenv("PERPARB_HOME", str(tmp_path_factory.mktemp("perparb-home")))
+
+
+REL = 1e-12  # normalized values are computed the same way in tests and code: equal but for rounding
+
+
+def same(actual: object, expected: object) -> bool:
+    """``actual`` equals ``expected``: floats within REL (and floats, not ints), sequences
+    element by element, everything else exactly and of the same type."""
+    if isinstance(expected, float):
+        return isinstance(actual, float) and actual == pytest.approx(expected, rel=REL)
+    if isinstance(expected, list | tuple):
+        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
+                and all(same(a, e) for a, e in zip(actual, expected, strict=True)))
+    return actual == expected and type(actual) is type(expected)
+
+
+def check_events(events: list, expected: list[tuple[type, dict]], where: str) -> None:
+    """Events of the expected types, in order, with every expected field equal (``same``)."""
+    assert [type(e) for e in events] == [t for t, _ in expected], where
+    for ev, (_, fields) in zip(events, expected, strict=True):
+        for key, value in fields.items():
+            assert same(getattr(ev, key), value), f"{where} {key}: {getattr(ev, key)!r} != {value!r}"

@@ -12,6 +12,7 @@ import re
 import msgspec
 import pytest
 
+from conftest import check_events as _check
 from conftest import fixture_files, fixture_lines
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade
@@ -121,11 +122,6 @@ def _expected(msg: object) -> list[tuple[type, dict]]:
     return out
 
 
-def _check(events: list, expected: list[tuple[type, dict]], where: str) -> None:
-    assert [type(e) for e in events] == [t for t, _ in expected], where
-    for ev, (_, fields) in zip(events, expected, strict=True):
-        for key, value in fields.items():
-            assert getattr(ev, key) == value, f"{where} {key}: {getattr(ev, key)!r} != {value!r}"
 
 
 MESSAGE_FILES = [p for p in fixture_files("binance") if "_rest_" not in p.name]

@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from conftest import fixture_files, fixture_lines
+from conftest import same as _same
 from perparb.feeds.booksync import INVALID, SYNCED, SyncedBook
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade
@@ -193,13 +194,6 @@ class Expect:
                            "seq": 0, "ts_exchange_ns": ts}
 
 
-def _same(actual: object, expected: object) -> bool:
-    if isinstance(expected, float):
-        return isinstance(actual, float) and actual == pytest.approx(expected, rel=REL)
-    if isinstance(expected, list | tuple):
-        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
-                and all(_same(a, e) for a, e in zip(actual, expected, strict=True)))
-    return actual == expected and type(actual) is type(expected)
 
 
 def _check(v: Bitmex, expect: Expect, line: bytes, where: str) -> list:

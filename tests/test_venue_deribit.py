@@ -13,7 +13,9 @@ import json
 import msgspec
 import pytest
 
+from conftest import check_events as _check
 from conftest import fixture_files, fixture_lines
+from conftest import same as _same
 from perparb.feeds.booksync import SYNCED, SyncedBook
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade
@@ -113,20 +115,8 @@ def _expected(msg: dict) -> tuple[list[tuple[type, dict]], list[str]]:
     return out, unknown
 
 
-def _same(actual: object, expected: object) -> bool:
-    if isinstance(expected, float):
-        return isinstance(actual, float) and actual == pytest.approx(expected, rel=REL)
-    if isinstance(expected, list | tuple):
-        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
-                and all(_same(a, e) for a, e in zip(actual, expected, strict=True)))
-    return actual == expected and type(actual) is type(expected)
 
 
-def _check(events: list, expected: list[tuple[type, dict]], where: str) -> None:
-    assert [type(e) for e in events] == [t for t, _ in expected], where
-    for ev, (_, fields) in zip(events, expected, strict=True):
-        for key, value in fields.items():
-            assert _same(getattr(ev, key), value), f"{where} {key}: {getattr(ev, key)!r} != {value!r}"
 
 
 MESSAGE_FILES = [p for p in fixture_files("deribit") if "_rest_" not in p.name]

@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from conftest import fixture_files, fixture_lines
+from conftest import same as _same
 from perparb.feeds.booksync import SYNCED, SyncedBook
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade
@@ -143,13 +144,6 @@ def _expected(msg: dict) -> tuple[list[tuple[type, dict]], list[str]]:
     return out, unknown
 
 
-def _same(actual: object, expected: object) -> bool:
-    if isinstance(expected, float):
-        return actual == pytest.approx(expected, rel=REL)
-    if isinstance(expected, list | tuple):
-        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
-                and all(_same(a, e) for a, e in zip(actual, expected, strict=True)))
-    return actual == expected and type(actual) is type(expected)
 
 
 def _check(gate: Gate, line: bytes, where: str) -> list:

@@ -12,7 +12,9 @@ import re
 import msgspec
 import pytest
 
+from conftest import check_events as _check
 from conftest import fixture_files, fixture_lines
+from conftest import same as _same
 from perparb.feeds.booksync import SYNCED, SyncedBook
 from perparb.instruments.registry import Registry
 from perparb.model import BookSnapshot, Funding, Quote, Trade
@@ -98,20 +100,8 @@ def _expected(msg: object) -> list[tuple[type, dict]]:
     return []  # subscriptionResponse, allMids, allDexsAssetCtxs
 
 
-def _same(actual: object, expected: object) -> bool:
-    if isinstance(expected, float):
-        return isinstance(actual, float) and actual == pytest.approx(expected, rel=REL)
-    if isinstance(expected, list | tuple):
-        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
-                and all(_same(a, e) for a, e in zip(actual, expected, strict=True)))
-    return actual == expected and type(actual) is type(expected)
 
 
-def _check(events: list, expected: list[tuple[type, dict]], where: str) -> None:
-    assert [type(e) for e in events] == [t for t, _ in expected], where
-    for ev, (_, fields) in zip(events, expected, strict=True):
-        for key, value in fields.items():
-            assert _same(getattr(ev, key), value), f"{where} {key}: {getattr(ev, key)!r} != {value!r}"
 
 
 MESSAGE_FILES = [p for p in fixture_files("hyperliquid") if p.name not in REST]

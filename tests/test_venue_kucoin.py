@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from conftest import fixture_files, fixture_lines
+from conftest import same as _same
 from perparb.config import load_settings
 from perparb.feeds.booksync import SYNCED, SyncedBook
 from perparb.instruments.registry import Registry
@@ -146,13 +147,6 @@ class _Expect:
                            "ts_exchange_ns": d["timestamp"] * MS})], []
 
 
-def _same(actual: object, expected: object) -> bool:
-    if isinstance(expected, float):
-        return isinstance(actual, float) and actual == pytest.approx(expected, rel=REL)
-    if isinstance(expected, list | tuple):
-        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
-                and all(_same(a, e) for a, e in zip(actual, expected, strict=True)))
-    return actual == expected and type(actual) is type(expected)
 
 
 MESSAGE_FILES = fixture_files("kucoin")

@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from conftest import fixture_files, fixture_lines
+from conftest import same as _same
 from perparb.config import load_settings
 from perparb.feeds.booksync import SYNCED, SyncedBook
 from perparb.instruments.registry import Registry
@@ -121,13 +122,6 @@ def _expected(msg: dict) -> tuple[list[tuple[type, dict]], list[str]]:
     return out, unknown
 
 
-def _same(actual: object, expected: object) -> bool:
-    if isinstance(expected, float):
-        return actual == pytest.approx(expected, rel=REL)
-    if isinstance(expected, list | tuple):
-        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
-                and all(_same(a, e) for a, e in zip(actual, expected, strict=True)))
-    return actual == expected and type(actual) is type(expected)
 
 
 MESSAGE_FILES = fixture_files("mexc")

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from conftest import fixture_files, fixture_lines
+from conftest import same as _same
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade
 from perparb.venues import venue_class
@@ -120,13 +121,6 @@ def _expected(msg: object) -> tuple[list[tuple[type, dict]], list[str]]:
     return events, unknown
 
 
-def _same(actual: object, expected: object) -> bool:
-    if isinstance(expected, float):
-        return actual == pytest.approx(expected, rel=REL)
-    if isinstance(expected, list | tuple):
-        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
-                and all(_same(a, e) for a, e in zip(actual, expected, strict=True)))
-    return actual == expected and type(actual) is type(expected)
 
 
 MESSAGE_FILES = [p for p in fixture_files("okx") if "instruments" not in p.name]

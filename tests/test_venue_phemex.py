@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from conftest import fixture_files, fixture_lines
+from conftest import same as _same
 from perparb.feeds.booksync import SYNCED, SyncedBook
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Trade
@@ -93,13 +94,6 @@ def _expected(msg: dict) -> list[tuple[type, dict]]:
     return []  # acks, and the legacy contract API (book / trades / market24h keys)
 
 
-def _same(actual: object, expected: object) -> bool:
-    if isinstance(expected, float):
-        return isinstance(actual, float) and actual == pytest.approx(expected, rel=REL)
-    if isinstance(expected, list | tuple):
-        return (isinstance(actual, list | tuple) and len(actual) == len(expected)
-                and all(_same(a, e) for a, e in zip(actual, expected, strict=True)))
-    return actual == expected and type(actual) is type(expected)
 
 
 MESSAGE_FILES = [p for p in fixture_files("phemex") if "products" not in p.name]
