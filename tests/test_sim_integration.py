@@ -93,6 +93,9 @@ async def test_streams_books_and_funding_equal_the_venue(one: Running) -> None:
     await one.quiesce()
     one.assert_books_match()
     assert st.connected and st.decode_errors == 0 and st.unknown_symbols == 0, st
+    # Nothing was lost, so no book may ever have been out of sync (no false gaps, crossings).
+    assert [(sb.resyncs, sb.gaps, sb.crossed, sb.checksum_failures) for sb in one.books()] == [(0, 0, 0, 0)] * len(
+        one.books())
     for f in one.session.engine.funding.values():
         assert f.interval_h > 0 and f.next_funding_ns > f.ts_exchange_ns
 
@@ -136,3 +139,4 @@ async def test_all_venues_together_find_cross_venue_opportunities() -> None:
         await wait_for(lambda: r.session.engine.scanner.opened > opened, what="an opportunity")
         for o in r.session.engine.scanner.lifecycle.active.values():
             assert o.buy_venue != o.sell_venue and o.size_base > 0
+        assert all(sb.resyncs == 0 for sb in r.books()), {k: sb.resyncs for k, sb in r.session.engine.books.items()}

@@ -479,7 +479,9 @@ class Bitmex(Venue):
         if last is not None and prev_seq != last:
             self._sim_lose.add(sym)
         book = self._sim_books.books.get(sym) or ({}, {})
-        rows_by: dict[str, list[dict[str, Any]]] = {"insert": [], "update": [], "delete": []}
+        # Deletes first: a price that changes side this tick must be freed before it is taken
+        # again, and the book must not cross between messages.
+        rows_by: dict[str, list[dict[str, Any]]] = {"delete": [], "insert": [], "update": []}
         for side_book, changes, side in ((book[0], bids, "Buy"), (book[1], asks, "Sell")):
             for p, q in changes:
                 row = {"symbol": sym, "id": _sim_id(p, tick), "side": side}

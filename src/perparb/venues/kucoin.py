@@ -492,13 +492,16 @@ class Kucoin(Venue):
             kseq += max(1, prev_seq - last)  # updates the client never sees
         self._sim_last[s] = seq
         frames = []
-        for side, levels in (("buy", bids), ("sell", asks)):
-            for p, q in levels:
-                kseq += 1
-                frames.append(_enc.encode({
-                    "topic": f"/contractMarket/level2:{s}", "type": "message", "subject": "level2", "sn": kseq,
-                    "data": {"sequence": kseq, "change": f"{num_text(p)},{side},{num_text(q)}", "timestamp": ts_ms},
-                }).decode())
+        # One change per message, so the order matters: removals first, as a matching engine
+        # empties a price before the other side rests there; the book never crosses between.
+        changes = [("buy", p, q) for p, q in bids] + [("sell", p, q) for p, q in asks]
+        changes.sort(key=lambda c: c[2] > 0)
+        for side, p, q in changes:
+            kseq += 1
+            frames.append(_enc.encode({
+                "topic": f"/contractMarket/level2:{s}", "type": "message", "subject": "level2", "sn": kseq,
+                "data": {"sequence": kseq, "change": f"{num_text(p)},{side},{num_text(q)}", "timestamp": ts_ms},
+            }).decode())
         self._sim_seq[s] = kseq
         return frames
 
