@@ -285,3 +285,12 @@ def test_books_state_and_counters() -> None:
     assert (row["venue_symbol"], row["state"], row["family"], row["levels"]) == ("BTCUSDT", "resyncing",
                                                                                  "rest_bridged", 0)
     assert row["resyncs"] == 0 and row["gaps"] == 0
+
+
+def test_rolling_stats_per_pair(client: TestClient) -> None:
+    [row] = client.get("/api/stats", params={"asset": "btc", "kind": "spread"}).json()
+    assert (row["id"], row["buy_venue"], row["sell_venue"], row["open_now"]) == (
+        "spread:BTC:binance:bybit", "binance", "bybit", True)
+    assert row["hour"]["samples"] == 1 and row["day"]["median_edge_bps"] == row["hour"]["median_edge_bps"]
+    assert client.get("/api/stats", params={"kind": "funding"}).json() == []
+    assert client.get("/api/stats", params={"kind": "nope"}).status_code == 422

@@ -159,6 +159,12 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
             raise HTTPException(404, f"{asset.upper()} is not quoted on both {venue_a} and {venue_b}")
         return out
 
+    @app.get("/api/stats", dependencies=read)
+    def stats(asset: Annotated[str | None, Query(max_length=40)] = None,
+              kind: Literal["spread", "funding"] | None = None) -> list[dict[str, Any]]:
+        """Per asset and venue pair: median edge and how often it was open, last hour and day."""
+        return state.stats(e, asset, kind)
+
     @app.get("/api/funding", dependencies=read)
     def funding() -> dict[str, dict[str, dict[str, Any]]]:
         """Asset x venue: rate, predicted rate, interval, APR, next settlement."""

@@ -240,6 +240,21 @@ def _history(stats: Any) -> list[dict[str, Any]]:
     return out
 
 
+def stats(engine: Engine, asset: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    """Rolling statistics per (kind, asset, venue pair, direction): median edge and the
+    fraction of time open, over the last hour and the last day (engine time)."""
+    now = engine.now_ns
+    rows = []
+    for oid, st in sorted(engine.scanner.lifecycle.stats.items()):
+        k, a, buy, sell = oid.split(":", 3)
+        if (asset and a != asset.upper()) or (kind and k != kind):
+            continue
+        rows.append({"id": oid, "kind": k, "asset": a, "buy_venue": buy, "sell_venue": sell,
+                     "open_now": oid in engine.scanner.lifecycle.active,
+                     "hour": st.summary(now, 60), "day": st.summary(now, 1440)})
+    return rows
+
+
 def funding(engine: Engine) -> dict[str, dict[str, dict[str, Any]]]:
     matrix: dict[str, dict[str, dict[str, Any]]] = {}
     for asset, legs in engine.scanner.legs.items():
