@@ -229,23 +229,25 @@ def test_taker_fee_override_changes_the_edge() -> None:
 
 
 def test_lifecycle_open_update_close_and_stats() -> None:
-    sc = Scanner(ScanSettings(min_edge_bps=10.0))
+    sc = Scanner(ScanSettings(min_edge_bps=10.0, max_quote_age_ms=60_000.0))
     events: list[tuple[str, Opportunity]] = []
     sc.listeners.append(lambda e, o: events.append((e, o)))
     a, b = inst("aaa"), inst("bbb")
     sc.on_quote(a, quote(a, 99.9, 1.0, 100.0, 1.0), NOW, STATUS)
     sc.on_quote(b, quote(b, 101.0, 1.0, 101.1, 1.0), NOW, STATUS)
     sc.on_quote(b, quote(b, 101.5, 1.0, 101.6, 1.0, NOW + 2 * S), NOW + 2 * S, STATUS)  # wider
-    sc.on_quote(b, quote(b, 100.0, 1.0, 100.1, 1.0, NOW + 3 * S), NOW + 3 * S, STATUS)  # gone
-    assert [e for e, _ in events] == ["open", "update", "close"]
-    opened, updated, closed = (o for _, o in events)
+    sc.on_quote(b, quote(b, 101.6, 1.0, 101.7, 1.0, NOW + 6 * S), NOW + 6 * S, STATUS)  # wider still
+    sc.on_quote(b, quote(b, 100.0, 1.0, 100.1, 1.0, NOW + 7 * S), NOW + 7 * S, STATUS)  # gone
+    assert [e for e, _ in events] == ["open", "update", "update", "close"]
+    opened, updated, last, closed = (o for _, o in events)
     assert updated.first_seen_ns == NOW and updated.ts_ns == NOW + 2 * S
     assert updated.peak_edge_bps == updated.edge_bps > opened.edge_bps
-    assert closed.ts_ns == NOW + 3 * S and closed.ts_ns - closed.first_seen_ns == 3 * S
-    stats = sc.lifecycle.stats["spread:BTC:aaa:bbb"].summary(NOW + 3 * S, 60)
-    assert stats["samples"] == 2
-    assert stats["median_edge_bps"] == pytest.approx((opened.edge_bps + updated.edge_bps) / 2)
-    assert stats["open_fraction"] == pytest.approx(3 / 3600)
+    assert closed.ts_ns == NOW + 7 * S and closed.ts_ns - closed.first_seen_ns == 7 * S
+    assert closed.close_reason == "no_gap"
+    stats = sc.lifecycle.stats["spread:BTC:aaa:bbb"].summary(NOW + 7 * S, 60)
+    assert stats["samples"] == 2  # sampled every 5 s: at open and at +6 s, not at +2 s
+    assert stats["median_edge_bps"] == pytest.approx((opened.edge_bps + last.edge_bps) / 2)
+    assert stats["open_fraction"] == pytest.approx(7 / 3600)
 
 
 def test_sweep_closes_when_a_leg_goes_stale_and_evicts_silent_legs() -> None:
