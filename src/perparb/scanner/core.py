@@ -299,6 +299,9 @@ class Scanner:
             legs = self.legs[asset]
             for key in [k for k, leg in legs.items() if now_ns - leg.last_ns > evict_ns]:
                 del legs[key]
+                if key in self._price_flagged:
+                    self._price_flagged.discard(key)
+                    self.ambiguous.pop(key, None)
             if not legs:
                 del self.legs[asset]
                 for oid in list(self.lifecycle.ids(asset)):
