@@ -18,13 +18,24 @@ import msgspec
 
 from perparb.feeds.booksync import Checksum
 from perparb.instruments.registry import Registry
-from perparb.model import Instrument, Level, MarketEvent
+from perparb.model import Instrument, Level, MarketEvent, TextLevels
 
 MS = 1_000_000  # nanoseconds in a millisecond
 
 
 class DecodeError(ValueError):
     """A message that could not be decoded; the text names what was wrong."""
+
+
+class BookText(msgspec.Struct):
+    """A book message's levels exactly as the venue wrote them: checksum venues (OKX,
+    Bitget) decode a checksummed message a second time into this."""
+
+    asks: list[list[str]] = []
+    bids: list[list[str]] = []
+
+    def levels(self) -> TextLevels:
+        return [(r[0], r[1]) for r in self.bids], [(r[0], r[1]) for r in self.asks]
 
 
 class Connection(msgspec.Struct, kw_only=True):

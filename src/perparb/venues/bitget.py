@@ -40,7 +40,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
+from perparb.venues.base import MS, BookText, Connection, Venue, decode_error, num_text
 
 T = TypeVar("T")
 
@@ -71,11 +71,6 @@ class _Book(msgspec.Struct):
     seq: int | None = None
     pseq: int | None = None
     ts: int = 0
-
-
-class _BookText(msgspec.Struct):
-    asks: list[list[str]] = []
-    bids: list[list[str]] = []
 
 
 class _Ticker(msgspec.Struct):
@@ -147,7 +142,7 @@ def _dec(t: Any) -> msgspec.json.Decoder:
 
 
 _books, _tickers, _trades = _dec(_Push[_Book]), _dec(_Push[_Ticker]), _dec(_Push[_Trade])
-_books_text = msgspec.json.Decoder(_Push[_BookText])
+_books_text = msgspec.json.Decoder(_Push[BookText])
 _other = _dec(_Other)
 _contracts_v2, _contracts_v1 = _dec(_Contracts[_ContractV2]), _dec(_Contracts[_ContractV1])
 _enc = msgspec.json.Encoder()
@@ -267,7 +262,7 @@ class Bitget(Venue):
         if inst is None:
             return []
         out: list[MarketEvent] = []
-        text: _Push[_BookText] | None = None
+        text: _Push[BookText] | None = None
         snapshot = always_snapshot or msg.action == "snapshot"
         for n, d in enumerate(msg.data):
             raw_levels = None
@@ -276,7 +271,7 @@ class Bitget(Venue):
             if d.checksum or (snapshot and not always_snapshot):
                 text = text or _books_text.decode(raw)
                 t = text.data[n]
-                raw_levels = ([(r[0], r[1]) for r in t.bids], [(r[0], r[1]) for r in t.asks])
+                raw_levels = t.levels()
             ts = (d.ts or msg.ts) * MS
             bids, asks = _levels(inst, d.bids), _levels(inst, d.asks)
             seq = d.seq or 0

@@ -24,7 +24,7 @@ from perparb.feeds.booksync import Checksum, crc32_interleaved
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
+from perparb.venues.base import MS, BookText, Connection, Venue, decode_error, num_text
 
 T = TypeVar("T")
 HOUR_MS = 3_600_000
@@ -50,11 +50,6 @@ class _Book(msgspec.Struct):
     seqId: int | None = None
     prevSeqId: int | None = None
     checksum: int | None = None
-
-
-class _BookText(msgspec.Struct):
-    asks: list[list[str]] = []
-    bids: list[list[str]] = []
 
 
 class _Ticker(msgspec.Struct):
@@ -112,7 +107,7 @@ def _dec(t: type) -> msgspec.json.Decoder:
 
 
 _books, _tickers = _dec(_Push[_Book]), _dec(_Push[_Ticker])
-_books_text = msgspec.json.Decoder(_Push[_BookText])
+_books_text = msgspec.json.Decoder(_Push[BookText])
 _funding, _trades = _dec(_Push[_FundingRate]), _dec(_Push[_Trade])
 _instruments = _dec(_Instruments)
 _enc = msgspec.json.Encoder()
@@ -190,7 +185,7 @@ class Okx(Venue):
 
     def _books(self, msg: _Push[_Book], always_snapshot: bool, recv_ns: int, raw: bytes) -> list[MarketEvent]:
         out: list[MarketEvent] = []
-        text: _Push[_BookText] | None = None
+        text: _Push[BookText] | None = None
         for n, d in enumerate(msg.data):
             inst = self.instrument(d.instId or msg.arg.instId)
             if inst is None:
@@ -199,7 +194,7 @@ class Okx(Venue):
             if d.checksum:  # 0 means "not provided"; only then is the exact text needed
                 text = text or _books_text.decode(raw)
                 t = text.data[n]
-                raw_levels = ([(r[0], r[1]) for r in t.bids], [(r[0], r[1]) for r in t.asks])
+                raw_levels = t.levels()
             common = dict(venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol,
                           bids=_levels(inst, d.bids), asks=_levels(inst, d.asks), checksum=d.checksum or None,
                           raw_levels=raw_levels, ts_exchange_ns=d.ts * MS, recv_ns=recv_ns)
