@@ -11,9 +11,10 @@ Work the transport must do for it (fetch a REST snapshot, resubscribe) is queued
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from msgspec.structs import replace
 
@@ -25,6 +26,7 @@ from perparb.venues import venue_class
 from perparb.venues.base import DecodeError, Venue
 
 log = logging.getLogger("perparb.engine")
+_NEVER = 1 << 62
 _INTERVALS = (1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 24.0)
 _CHANNEL = {Quote: "quote", BookSnapshot: "book", BookDelta: "book", Trade: "trade", Funding: "funding"}
 
@@ -55,6 +57,11 @@ class Engine:
         self.trades = 0
         self.event_counts: Counter[tuple[str, str]] = Counter()  # (venue, channel) -> events
         self.now_ns = 0
+        # Timers on the engine clock (order arrival, leg timeouts, funding settlements): a heap of
+        # (due, seq, callback); seq keeps equal due times in scheduling order (deterministic).
+        self._timers: list[tuple[int, int, Callable[[int], None]]] = []
+        self._timer_seq = 0
+        self._next_due = _NEVER
         self._warned: set[str] = set()
         for v in venues:
             self.add_venue(v)
@@ -68,14 +75,38 @@ class Engine:
 
     # -- clock ---------------------------------------------------------------------------
     def advance(self, now_ns: int) -> None:
+        if now_ns >= self._next_due:
+            self._run_timers(now_ns)
         if now_ns > self.now_ns:
             self.now_ns = now_ns
+
+    def call_at(self, at_ns: int, callback: Callable[[int], None]) -> None:
+        """Run ``callback(due)`` once engine time reaches ``at_ns``, before any message
+        received at or after it is applied; the clock reads ``due`` while it runs."""
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (at_ns, self._timer_seq, callback))
+        if at_ns < self._next_due:
+            self._next_due = at_ns
+
+    def _run_timers(self, now_ns: int) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= now_ns:
+            due, _, callback = heapq.heappop(timers)
+            if due > self.now_ns:
+                self.now_ns = due
+            try:
+                callback(due)
+            except Exception:  # one failing timer must not stop the others or the feed
+                log.exception("timer due at %d failed", due)
+        self._next_due = timers[0][0] if timers else _NEVER
 
     # -- input ---------------------------------------------------------------------------
     def on_message(self, venue: str, raw: str | bytes, recv_ns: int) -> None:
         st = self.status[venue]
         st.messages += 1
         st.last_msg_ns = recv_ns
+        if recv_ns >= self._next_due:
+            self._run_timers(recv_ns)
         if recv_ns > self.now_ns:
             self.now_ns = recv_ns
         adapter = self.adapters[venue]

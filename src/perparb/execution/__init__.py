@@ -1,0 +1,50 @@
+"""Execution: one interface, two implementations (simulated, live).
+
+An execution subscribes to the bus's ``orders`` channel for its venues and publishes
+``OrderUpdate`` and ``Fill`` messages on ``executions``. It never decides what to trade:
+strategies decide, risk approves, execution carries out.
+
+Both implementations read the market through ``MarketView`` (the engine's validated
+books, funding state, instruments and clock), which is state, not messaging: the bus is
+how components talk, the view is what they look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from perparb.bus.messages import CancelOrder, Order
+from perparb.feeds.booksync import SyncedBook
+from perparb.model import Funding, Instrument
+
+
+class MarketView(Protocol):
+    """Read-only access to what the engine knows, on the engine clock."""
+
+    @property
+    def now_ns(self) -> int: ...
+
+    def instrument(self, venue: str, venue_symbol: str) -> Instrument | None: ...
+
+    def book(self, venue: str, venue_symbol: str) -> SyncedBook | None: ...
+
+    def funding(self, venue: str, venue_symbol: str) -> Funding | None: ...
+
+    def is_stale(self, venue: str, venue_symbol: str) -> bool:
+        """True when the contract's data is older than the staleness limit or its venue is
+        disconnected."""
+        ...
+
+    def call_at(self, at_ns: int, callback: Callable[[int], None]) -> None:
+        """Run ``callback(at_ns)`` once engine time reaches ``at_ns`` (before any market
+        data received after it is applied)."""
+        ...
+
+
+class Execution(Protocol):
+    venues: frozenset[str]  # the venues this execution serves
+
+    def submit(self, order: Order) -> None: ...
+
+    def cancel(self, cancel: CancelOrder) -> None: ...
