@@ -216,7 +216,8 @@ REST_FILES = [p for p in fixture_files("bitmex") if "_rest_" in p.name]
 
 
 def test_fixture_set_is_what_this_test_expects() -> None:
-    assert {p.name for p in REST_FILES} == {ACTIVE_2021, XBTUSD_2024}
+    assert {p.name for p in REST_FILES} == {ACTIVE_2021, XBTUSD_2024,
+                                           "ccxt-static-markets_2026_rest_api_v1_instrument_active_INFO-EXTRACTED_excerpt.jsonl"}
     assert len(MESSAGE_FILES) == 5
 
 

@@ -124,7 +124,8 @@ MESSAGE_FILES = [p for p in fixture_files("deribit") if "_rest_" not in p.name]
 
 def test_fixture_set_is_what_this_test_expects() -> None:
     names = {p.name for p in fixture_files("deribit")}
-    assert names == {REST, NAUTILUS_WS, TARDIS, SYNTHETIC}
+    assert names == {REST, NAUTILUS_WS, TARDIS, SYNTHETIC,
+                     "ccxt-static-markets_2023_rest_api_v2_public_get_instruments_INFO-EXTRACTED_excerpt.jsonl"}
 
 
 @pytest.mark.parametrize("path", MESSAGE_FILES, ids=lambda p: p.name)

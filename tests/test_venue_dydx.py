@@ -111,7 +111,8 @@ MESSAGE_FILES = [p for p in fixture_files("dydx") if "_rest_" not in p.name]
 
 
 def test_fixture_set_is_what_this_test_expects() -> None:
-    assert {p.name for p in fixture_files("dydx")} == {MARKETS, TARDIS, SYNTHETIC}
+    assert {p.name for p in fixture_files("dydx")} == {MARKETS, TARDIS, SYNTHETIC,
+                                                   "nautilus_2024-08_rest_v4_perpetualMarkets_full.jsonl"}
 
 
 @pytest.mark.parametrize("path", MESSAGE_FILES, ids=lambda p: p.name)

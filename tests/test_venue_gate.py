@@ -165,7 +165,8 @@ MESSAGE_FILES = [p for p in fixture_files("gate") if "_rest_" not in p.name]
 
 def test_fixture_set_is_what_this_test_expects() -> None:
     names = {p.name for p in fixture_files("gate")}
-    assert {CONTRACTS, REST_BOOKS, BOOK_UPDATES, BOOK_TICKER, CRAWLER, TARDIS} == names
+    assert {CONTRACTS, REST_BOOKS, BOOK_UPDATES, BOOK_TICKER, CRAWLER, TARDIS,
+            "NidWare-listing-arb-checker_2025-02_rest_v4_futures_usdt_contracts_PYREPR_full.jsonl"} == names
     assert len(MESSAGE_FILES) == 4
 
 

@@ -149,7 +149,7 @@ class _Expect:
 
 
 
-MESSAGE_FILES = fixture_files("kucoin")
+MESSAGE_FILES = [p for p in fixture_files("kucoin") if "_rest_" not in p.name]
 
 
 def test_fixture_set_is_what_this_test_expects() -> None:

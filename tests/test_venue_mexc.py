@@ -124,7 +124,7 @@ def _expected(msg: dict) -> tuple[list[tuple[type, dict]], list[str]]:
 
 
 
-MESSAGE_FILES = fixture_files("mexc")
+MESSAGE_FILES = [p for p in fixture_files("mexc") if "_rest_" not in p.name]
 
 
 def test_fixture_set_is_what_this_test_expects() -> None:

@@ -100,7 +100,9 @@ MESSAGE_FILES = [p for p in fixture_files("phemex") if "products" not in p.name]
 
 
 def test_fixture_set_is_what_this_test_expects() -> None:
-    assert sorted(p.name for p in fixture_files("phemex")) == sorted([*LEGACY, PRODUCTS_2021, TARDIS])
+    newer = ["DoraJar-44-Phemex_2025-08_rest_exchange_public_cfg_v2_products_full.jsonl",
+             "DoraJar-44-Phemex_2025-08_rest_public_products_full.jsonl"]
+    assert sorted(p.name for p in fixture_files("phemex")) == sorted([*LEGACY, PRODUCTS_2021, TARDIS, *newer])
 
 
 @pytest.mark.parametrize("path", MESSAGE_FILES, ids=lambda p: p.name)
