@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import msgspec
+
 from perparb.bus.messages import CancelOrder, Order
 from perparb.feeds.booksync import SyncedBook
 from perparb.model import Funding, Instrument
@@ -48,3 +50,17 @@ class Execution(Protocol):
     def submit(self, order: Order) -> None: ...
 
     def cancel(self, cancel: CancelOrder) -> None: ...
+
+
+class OpenOrder(msgspec.Struct, kw_only=True):
+    """An order that was sent and is not finished, as the journal knows it (for restore).
+
+    ``status``: ``sent`` (not yet at the venue), ``accepted`` or ``partially_filled``
+    (resting). ``fills`` is how many fills it has had, so fill ids continue without a gap.
+    """
+
+    order: Order
+    status: str = "sent"
+    filled_qty: float = 0.0
+    avg_px: float = 0.0
+    fills: int = 0
