@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -254,3 +255,151 @@ def test_secret_never_shown(tmp_path: Path) -> None:
     # ...but the program can still read it.
     key = s.venues["binance"].api_key
     assert key is not None and key.get_secret_value() == secret
+
+
+# -- precedence: defaults < file < environment < --set < flags ------------------------------
+PRECEDENCE = [
+    # key, file TOML, environment, --set value, flag value, read back, expected per layer
+    ("assets", 'assets = ["ada"]\n', "dot", "link", "xrp", lambda s: s.assets,
+     (["ADA"], ["DOT"], ["LINK"], ["XRP"])),
+    ("scanner.min_edge_bps", "[scanner]\nmin_edge_bps = 1.5\n", "2.5", "1000", 4.5,
+     lambda s: s.scanner.min_edge_bps, (1.5, 2.5, 1000.0, 4.5)),
+    ("api.host", '[api]\nhost = "127.0.0.11"\n', "127.0.0.12", "127.0.0.13", "127.0.0.14",
+     lambda s: s.api.host, ("127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14")),
+    ("api.port", "[api]\nport = 9001\n", "9002", "9003", 9004, lambda s: s.api.port, (9001, 9002, 9003, 9004)),
+    ("venues", "[venues.binance]\n[venues.okx]\n[venues.bybit]\n", "okx", "bybit", ["binance"],
+     lambda s: s.enabled_venues(), (["binance", "okx", "bybit"], ["okx"], ["bybit"], ["binance"])),
+]
+
+
+@pytest.mark.parametrize(("key", "text", "env_value", "set_value", "flag", "read", "expected"), PRECEDENCE,
+                         ids=[p[0] for p in PRECEDENCE])
+def test_each_layer_beats_the_one_below(tmp_path: Path, key: str, text: str, env_value: str, set_value: str,
+                                        flag: object, read: Callable[[Settings], object], expected: tuple) -> None:
+    path = _write(tmp_path, "c.toml", text)
+    env = {"PERPARB_" + key.upper().replace(".", "__"): env_value}
+    get = read
+    assert get(load_settings(path, env={})) == expected[0]
+    assert get(load_settings(path, env=env)) == expected[1]
+    assert get(load_settings(path, env=env, sets={key: set_value})) == expected[2]
+    # A flag not given (None) changes nothing: the --set value stays.
+    assert get(load_settings(path, {key: None}, env=env, sets={key: set_value})) == expected[2]
+    assert get(load_settings(path, {key: flag}, env=env, sets={key: set_value})) == expected[3]
+
+
+def test_venue_list_layers_keep_each_venues_settings(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c.toml", "[venues.binance]\ntaker_fee = 0.0004\n[venues.okx]\n")
+    s = load_settings(path, env={"PERPARB_VENUES": "okx", "PERPARB_VENUES__OKX__TAKER_FEE": "0.0003"},
+                      sets={"venues": "binance,okx"})
+    assert s.enabled_venues() == ["binance", "okx"]
+    assert s.venues["binance"].taker_fee == 0.0004
+    assert s.venues["okx"].taker_fee == 0.0003
+
+
+def test_set_reads_json_lists() -> None:
+    s = load_settings(env={}, sets={"api.cors_origins": '["https://a.example", "https://b.example"]',
+                                    "scanner.quote_groups": "[]"})
+    assert s.api.cors_origins == ["https://a.example", "https://b.example"]
+    assert s.scanner.quote_groups == []
+
+
+def test_bad_set_value_names_key_and_source() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env={}, sets={"scanner.max_quote_age_ms": "-5"})
+    assert "scanner.max_quote_age_ms" in _flat(exc)
+    assert "--set scanner.max_quote_age_ms" in _flat(exc)
+
+
+# -- which PERPARB_* variables are settings ------------------------------------------------
+def test_readme_token_example_works(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c.toml", '[api]\ntoken = "${PERPARB_TOKEN}"\n')
+    s = load_settings(path, env={"PERPARB_TOKEN": "t0k-9"})
+    assert s.api.token is not None and s.api.token.get_secret_value() == "t0k-9"
+
+
+def test_variables_that_name_no_setting_are_ignored() -> None:
+    s = load_settings(env={"PERPARB_TOKEN": "x", "PERPARB_HOME": "/h", "PERPARB_FIXTURES": "/f",
+                           "PERPARB_SOMETHING__ELSE": "1", "PERPARB_API_TOKEN": "y"})
+    assert s.api.token is None
+    assert s.assets == ["BTC", "ETH", "SOL"]
+
+
+def test_a_variable_the_file_references_is_not_also_a_setting(tmp_path: Path) -> None:
+    # PERPARB_LOG_LEVEL names a setting; used as ${...} it is a value source only.
+    path = _write(tmp_path, "c.toml", '[venues.binance]\napi_key = "${PERPARB_LOG_LEVEL}"\n')
+    s = load_settings(path, env={"PERPARB_LOG_LEVEL": "not-a-level"})
+    assert s.log_level == "WARNING"
+    assert s.venues["binance"].api_key is not None
+    assert s.venues["binance"].api_key.get_secret_value() == "not-a-level"
+
+
+def test_a_settings_variable_with_a_bad_key_is_named() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env={"PERPARB_SCANNER__MIN_EDGE_BPZ": "1"})
+    assert "scanner.min_edge_bpz" in _flat(exc)
+    assert "PERPARB_SCANNER__MIN_EDGE_BPZ" in _flat(exc)
+
+
+# -- values refused with their key ---------------------------------------------------------
+def test_log_level_names_the_valid_values(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(_write(tmp_path, "c.toml", 'log_level = "verbose"\n'), env={})
+    msg = _flat(exc)
+    assert "log_level" in msg
+    for level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        assert level in msg
+    assert load_settings(_write(tmp_path, "ok.toml", 'log_level = "info"\n'), env={}).log_level == "INFO"
+
+
+def _float_keys() -> list[str]:
+    from perparb.config import AlertSettings, ScannerSettings, VenueSettings
+
+    keys = []
+    for prefix, model in (("scanner", ScannerSettings), ("venues.binance", VenueSettings), ("alerts", AlertSettings)):
+        for name, field in model.model_fields.items():
+            if "float" in str(field.annotation):
+                keys.append(f"{prefix}.{name}")
+    return keys
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("key", _float_keys())
+def test_non_finite_numbers_are_refused(tmp_path: Path, key: str, value: str) -> None:
+    table, name = key.rsplit(".", 1)
+    table = table.replace("venues.binance", 'venues."binance"')
+    path = _write(tmp_path, "c.toml", f"[{table}]\n{name} = {value}\n")  # TOML's own nan / inf
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, env={})
+    assert key in _flat(exc)
+    assert "finite" in _flat(exc)
+    with pytest.raises(ConfigError) as exc:  # the same from --set text
+        load_settings(env={}, sets={key: value})
+    assert key in _flat(exc)
+
+
+def test_non_finite_alert_rule_threshold_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c.toml", "[[alerts.rules]]\nmin_edge_bps = nan\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, env={})
+    assert "alerts.rules.0.min_edge_bps" in _flat(exc)
+
+
+def test_missing_instruments_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env={}, sets={"instruments_file": str(tmp_path / "nope.json")})
+    msg = _flat(exc)
+    assert "instruments_file" in msg
+    assert "nope.json does not exist" in msg
+
+
+def test_unwritable_capture_directory_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    folder = str(blocker / "captures")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env={}, sets={"storage.capture": "true", "storage.dir": folder})
+    msg = _flat(exc)
+    assert "storage.dir" in msg
+    assert "not a directory" in msg
+    # Without capture the directory is not used, so it is not checked.
+    assert load_settings(env={}, sets={"storage.dir": folder}).storage.dir == Path(folder)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import msgspec
 
 from perparb.api.state import Rates
-from perparb.config import Settings
+from perparb.config import ConfigError, Settings
 from perparb.engine import Engine
 from perparb.feeds.booksync import SYNCED
 from perparb.feeds.runtime import VenueFeed
@@ -37,10 +38,15 @@ Endpoints = dict[str, dict[str, str]]
 
 
 def build_registry(settings: Settings) -> Registry:
-    registry = load_registry()
-    if settings.instruments_file:
-        registry = load_registry(Path(settings.instruments_file))
-    return registry
+    path = settings.instruments_file
+    if path is None:
+        return load_registry()
+    try:
+        return load_registry(Path(path))
+    except OSError as exc:
+        raise ConfigError(f"instruments_file: cannot read {path}: {exc.strerror}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"instruments_file: {path} is not an instrument snapshot: {exc}") from None
 
 
 def scan_settings(settings: Settings) -> ScanSettings:
@@ -79,7 +85,6 @@ class Session:
         self.settings = settings
         self.config_path = config_path
         self.api_enabled = api
-        self.api_required = False
         self.api_server: Any = None
         self.api_port = 0
         self.rates = Rates()
@@ -91,9 +96,14 @@ class Session:
         self.tasks: list[asyncio.Task[None]] = []
         self.http: aiohttp.ClientSession | None = None
         self.started_ns = 0
+        key = "--capture"
         if capture is None and settings.storage.capture:
+            key = "storage.dir"
             capture = Path(settings.storage.dir) / time.strftime("capture-%Y%m%dT%H%M%SZ.jsonl.zst", time.gmtime())
-        self.capture = CaptureWriter(capture) if capture else None
+        try:
+            self.capture = CaptureWriter(capture) if capture else None
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot write {capture}: {exc.strerror}") from None
         self.alerter = build_alerter(settings)
         if self.alerter is not None:
             self.engine.scanner.listeners.append(self.alerter)
@@ -106,8 +116,17 @@ class Session:
                 vs.rest_url or ep.get("rest_url") or adapter.rest_url)
 
     async def start(self) -> None:
-        """Load each venue's metadata, then connect its feeds."""
+        """Open the API (a port that cannot be had ends the start), load each venue's
+        metadata, then connect its feeds."""
         self.started_ns = time.time_ns()
+        if self.api_enabled:
+            try:
+                await self._start_api()
+            except OSError as exc:
+                a = self.settings.api
+                raise ConfigError(f"api.port: cannot serve the API on {a.host}:{a.port}: "
+                                  f"{exc.strerror or exc} (choose another with --port or api.port, "
+                                  "or run without the API: --no-api)") from None
         self.http = aiohttp.ClientSession()
         for venue in self.engine.adapters:
             ws_url, rest_url = self._urls(venue)
@@ -120,15 +139,7 @@ class Session:
                 log.warning("%s: none of %s is listed; not connecting", venue, ",".join(self.settings.assets))
                 continue
             self.feeds[venue] = feed
-        self.tasks = [asyncio.create_task(f.run()) for f in self.feeds.values()]
-        if self.api_enabled:
-            try:
-                await self._start_api()
-            except OSError as exc:  # e.g. the port is taken: the engine runs on
-                if self.api_required:
-                    raise
-                log.error("API not started on %s:%s (%s); running without it", self.settings.api.host,
-                          self.settings.api.port, exc)
+        self.tasks += [asyncio.create_task(f.run()) for f in self.feeds.values()]
 
     async def _start_api(self) -> None:
         import uvicorn
@@ -228,8 +239,8 @@ class Session:
             self.alerter.close()
 
     async def run(self, duration: float | None, view: bool = False) -> dict[str, Any]:
-        await self.start()
         try:
+            await self.start()
             await self._watch(duration, view)
             return self.summary()
         finally:

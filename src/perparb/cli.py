@@ -7,8 +7,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
 import typer
@@ -27,6 +28,7 @@ bench_app = typer.Typer(help="Measure decode and book throughput.", no_args_is_h
 app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
+T = TypeVar("T")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML configuration file.")]
 VenuesOpt = Annotated[str | None, typer.Option(help="Comma-separated venue ids (overrides the config).")]
@@ -46,24 +48,48 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 def _settings(config: Path | None, venues: str | None, assets: str | None,
               min_edge_bps: float | None = None, sets: list[str] | None = None, host: str | None = None,
               port: int | None = None) -> Settings:
-    overrides: dict[str, Any] = {}
+    """Defaults < config file < PERPARB_* environment < --set < explicit flags."""
+    set_values: dict[str, Any] = {}
     for item in sets or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             err.print(f"[red]error:[/] --set {item!r}: expected KEY=VALUE, e.g. scanner.min_edge_bps=2")
             raise typer.Exit(2)
-        overrides[key.strip()] = value.strip()
-    overrides.update({"assets": assets, "scanner.min_edge_bps": min_edge_bps, "api.host": host, "api.port": port})
-    if venues:
-        overrides["venues"] = venues_from_flag(venues)
+        set_values[key.strip()] = value.strip()
+    # A flag left at its default (None) is not given: it must not hide a --set value.
+    flags: dict[str, Any] = {"assets": assets, "scanner.min_edge_bps": min_edge_bps, "api.host": host,
+                             "api.port": port, "venues": venues_from_flag(venues) if venues else None}
     try:
-        settings = load_settings(config, overrides)
+        settings = load_settings(config, flags, sets=set_values)
     except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+        _config_error(exc)
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return settings
+
+
+def _config_error(exc: ConfigError) -> NoReturn:
+    err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
+    raise typer.Exit(2) from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's engine; a setting found wrong only now (a busy port, an unreadable
+    instruments file, an unwritable capture) ends it like a bad config file: exit 2."""
+    from perparb.app import run_async
+
+    try:
+        return run_async(coro)
+    except ConfigError as exc:
+        _config_error(exc)
+
+
+def _session(cls: Any, settings: Settings, **kw: Any) -> Any:
+    """A Session; settings it cannot use (the instruments file, the capture) exit 2."""
+    try:
+        return cls(settings, **kw)
+    except ConfigError as exc:
+        _config_error(exc)
 
 
 def _finish(summary: dict[str, Any], as_json: bool) -> None:
@@ -87,11 +113,10 @@ def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, 
          no_api: NoApiOpt = False) -> None:
     """Simulator + feeds + scanner + API in one process, offline, with a live terminal view."""
     from perparb.app import demo as run_demo
-    from perparb.app import run_async
 
     settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
     view = not as_json and sys.stdout.isatty()
-    summary = run_async(run_demo(settings, duration, seed, view, capture, not no_api, config))
+    summary = _run(run_demo(settings, duration, seed, view, capture, not no_api, config))
     _finish(summary, as_json)
 
 
@@ -101,11 +126,12 @@ def run(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = 
         set_: SetOpt = None, capture: CaptureOpt = None, host: HostOpt = None, port: PortOpt = None,
         no_api: NoApiOpt = False) -> None:
     """Stream the real venues, scan them, and serve the API (needs internet)."""
-    from perparb.app import Session, run_async
+    from perparb.app import Session
 
     settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
     view = not as_json and sys.stdout.isatty()
-    summary = run_async(Session(settings, capture=capture, api=not no_api, config_path=config).run(duration, view))
+    summary = _run(_session(Session, settings, capture=capture, api=not no_api, config_path=config)
+                   .run(duration, view))
     _finish(summary, as_json)
 
 
@@ -116,30 +142,28 @@ def serve(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt 
           sim: Annotated[bool, typer.Option("--sim", help="Against the built-in simulator instead of the venues.")]
           = False, seed: int = 7) -> None:
     """The API, WebSocket stream and dashboard over a running engine, without the terminal view."""
-    from perparb.app import Session, run_async
+    from perparb.app import Session
     from perparb.app import demo as run_demo
 
     settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
     if sim:
-        summary = run_async(run_demo(settings, duration, seed, False, capture, True, config))
+        summary = _run(run_demo(settings, duration, seed, False, capture, True, config))
     else:
-        session = Session(settings, capture=capture, api=True, config_path=config)
-        session.api_required = True
-        summary = run_async(session.run(duration, False))
+        summary = _run(_session(Session, settings, capture=capture, api=True, config_path=config).run(duration, False))
     _finish(summary, False)
 
 
 @app.command()
 def sim(venues: VenuesOpt = None, assets: AssetsOpt = None, seed: int = 7,
         port_base: Annotated[int, typer.Option(help="Venue n listens on port-base + n.")] = 9100,
-        duration: DurationOpt = None, config: ConfigOpt = None) -> None:
+        duration: DurationOpt = None, config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Serve simulated venues on loopback, speaking each venue's native protocol."""
     import asyncio
 
-    from perparb.app import build_registry, run_async
+    from perparb.app import build_registry
     from perparb.sim.server import Simulator
 
-    settings = _settings(config, venues, assets)
+    settings = _settings(config, venues, assets, sets=set_)
 
     async def serve() -> None:
         s = Simulator(build_registry(settings), settings.enabled_venues(), settings.assets, seed=seed)
@@ -151,7 +175,7 @@ def sim(venues: VenuesOpt = None, assets: AssetsOpt = None, seed: int = 7,
         finally:
             await s.stop()
 
-    run_async(serve())
+    _run(serve())
 
 
 @app.command()
@@ -170,7 +194,7 @@ def scan(
     import asyncio
 
     from perparb.api.state import opportunity
-    from perparb.app import build_registry, run_async, scan_settings
+    from perparb.app import build_registry, scan_settings
     from perparb.scanner.core import Scanner
     from perparb.scanner.once import scan_once
 
@@ -203,7 +227,7 @@ def scan(
                     r[key] = names.get(r[key], r[key])
         return rows, {names.get(v, v): f"{st.messages} messages" for v, st in engine.status.items()}
 
-    rows, seen = run_async(go())
+    rows, seen = _run(go())
     if as_json:
         for r in rows:
             typer.echo(json.dumps(r, sort_keys=True))
@@ -235,9 +259,13 @@ def replay(
     from perparb.store.capture import CaptureError
 
     settings = _settings(config, None, None, min_edge_bps, set_)
+    try:
+        registry = build_registry(settings)
+    except ConfigError as exc:
+        _config_error(exc)
     out = opportunities_out.open("wb") if opportunities_out else None
     try:
-        summary = run_replay(captures, Scanner(scan_settings(settings)), build_registry(settings), out)
+        summary = run_replay(captures, Scanner(scan_settings(settings)), registry, out)
     except CaptureError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None

@@ -2,16 +2,22 @@
 
 Precedence, lowest first: defaults, the file, ``PERPARB_*`` environment variables
 (``PERPARB_SCANNER__MIN_EDGE_BPS=3``, ``PERPARB_ASSETS=BTC,ETH``; ``__`` separates levels),
-then command-line flags. ``--venues`` enables exactly the listed venues and keeps their
-settings. A bad file fails at start with the key and the problem.
+``--set key=value``, then the explicit command-line flags. A ``PERPARB_*`` variable is a
+setting only when its name starts with a top-level settings key (``PERPARB_API__PORT``)
+and the file does not reference it as ``${...}``; every other one (``PERPARB_TOKEN``,
+``PERPARB_HOME``) is left alone, free for substitution. ``venues`` given as a list
+(``--venues``, ``--set venues=a,b``, ``PERPARB_VENUES``) enables exactly those venues and
+keeps their settings. A bad value fails at start with the key, where it came from, and
+the problem.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +32,8 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities pass every comparison a bound makes; refuse them at the door.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class VenueSettings(_Model):
@@ -90,8 +97,7 @@ class StorageSettings(_Model):
 
 
 DEFAULT_VENUES = ("binance", "okx", "bybit")
-# PERPARB_* variables that are not settings.
-RESERVED_ENV = frozenset({"PERPARB_HOME", "PERPARB_FIXTURES"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _default_venues() -> dict[str, VenueSettings]:
@@ -109,7 +115,12 @@ class Settings(_Model):
     # Mapping overrides (BASE:NATIVE_SYMBOL:venue lines, TOML, YAML, JSON or CSV); reloaded
     # when the file changes or on POST /api/config/reload.
     instrument_overrides: Path | None = None
-    log_level: str = "WARNING"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "WARNING"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
 
     @field_validator("venues")
     @classmethod
@@ -181,37 +192,117 @@ def read_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _referenced(node: Any) -> set[str]:
+    """The variables a file names in ``${...}``."""
+    if isinstance(node, dict):
+        return set().union(*(_referenced(v) for v in node.values())) if node else set()
+    if isinstance(node, list):
+        return set().union(*(_referenced(v) for v in node)) if node else set()
+    return set(_ENV_REF.findall(node)) if isinstance(node, str) else set()
+
+
+def env_settings(env: Mapping[str, str], referenced: Collection[str] = ()) -> list[tuple[str, str, str]]:
+    """``(dotted key, value, variable)`` for the ``PERPARB_*`` variables that are settings."""
+    out = []
+    for name, value in sorted(env.items()):
+        if not name.startswith("PERPARB_") or name in referenced:
+            continue
+        dotted = name[len("PERPARB_"):].lower().replace("__", ".")
+        if dotted.split(".")[0] in Settings.model_fields:
+            out.append((dotted, value, name))
+    return out
+
+
+def _parse_text(value: Any) -> Any:
+    """Environment and ``--set`` values are text; ``[...]`` and ``{...}`` are read as JSON
+    (``--set 'api.cors_origins=["https://a.example"]'``), the rest is left to validation."""
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _enable_only(tree: dict[str, Any], names: list[str]) -> None:
+    venues = tree["venues"] if isinstance(tree.get("venues"), dict) else {}
+    for name in set(venues) | set(names):
+        entry = venues.get(name)
+        venues[name] = {**(entry if isinstance(entry, dict) else {}), "enabled": name in names}
+    tree["venues"] = venues
+
+
 def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None = None,
-                  env: Mapping[str, str] | None = None) -> Settings:
+                  env: Mapping[str, str] | None = None, sets: Mapping[str, Any] | None = None) -> Settings:
+    """Defaults < ``path`` < ``env`` (``PERPARB_*``) < ``sets`` (``--set``) < ``overrides``
+    (explicit flags; a None value is a flag not given and changes nothing)."""
     env = os.environ if env is None else env
-    tree: dict[str, Any] = _substitute(read_file(path), "", env) if path else {}
+    raw = read_file(path) if path else {}
+    tree: dict[str, Any] = _substitute(raw, "", env)
     # A file's [venues] table is the venue list; without one, the default venues. The
     # environment and flags refine that list.
     tree.setdefault("venues", {v: {} for v in DEFAULT_VENUES})
-    for name, value in sorted(env.items()):
-        if name.startswith("PERPARB_") and name not in RESERVED_ENV:
-            _set(tree, name[len("PERPARB_"):].lower().replace("__", "."), value)
-    only = None
-    for dotted, value in (overrides or {}).items():
-        if dotted == "venues" and isinstance(value, list):
-            only = value
-        elif value is not None:
+    origin: dict[str, str] = {}
+    layers: list[tuple[str, Any, str]] = [(k, _parse_text(v), f"environment {n}")
+                                          for k, v, n in env_settings(env, _referenced(raw))]
+    layers += [(k, _parse_text(v), f"--set {k}") for k, v in (sets or {}).items()]
+    layers += [(k, v, "command-line flag") for k, v in (overrides or {}).items() if v is not None]
+    for dotted, value, source in layers:
+        if dotted == "venues" and isinstance(value, str | list):
+            names = venues_from_flag(value) if isinstance(value, str) else [str(n) for n in value]
+            _enable_only(tree, names)
+        else:
             _set(tree, dotted, value)
-    if only is not None:
-        venues = tree["venues"] if isinstance(tree.get("venues"), dict) else {}
-        for name in set(venues) | set(only):
-            entry = venues.get(name)
-            venues[name] = {**(entry if isinstance(entry, dict) else {}), "enabled": name in only}
-        tree["venues"] = venues
+        origin[dotted] = source
     try:
-        return Settings.model_validate(tree)
+        settings = Settings.model_validate(tree)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {key}: {err['msg']}")
+            lines.append(f"  {key}: {err['msg']}{_from(key, origin)}")
         source = f"config file {path}" if path else "configuration"
         raise ConfigError(f"{source} is not valid:\n" + "\n".join(lines)) from None
+    _check_paths(settings, origin)
+    return settings
+
+
+def _from(key: str, origin: Mapping[str, str]) -> str:
+    """`` (from <source>)`` for a key (or a parent of it) set outside the file."""
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        src = origin.get(".".join(parts[:n]))
+        if src:
+            return f" (from {src})"
+    return ""
+
+
+def _check_paths(settings: Settings, origin: Mapping[str, str]) -> None:
+    """Files the settings name must exist, and the capture directory must be writable."""
+    # A missing instrument_overrides file is not an error: it is read when it appears.
+    problems = []
+    value = settings.instruments_file
+    if value is not None and not Path(value).is_file():
+        what = "is a directory" if Path(value).is_dir() else "does not exist"
+        problems.append(f"  instruments_file: {value} {what}{_from('instruments_file', origin)}")
+    if settings.storage.capture:
+        problem = writable_dir_problem(Path(settings.storage.dir))
+        if problem:
+            problems.append(f"  storage.dir: {problem}{_from('storage.dir', origin)}")
+    if problems:
+        raise ConfigError("configuration is not valid:\n" + "\n".join(problems))
+
+
+def writable_dir_problem(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (created if missing), or None."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot create directory {folder}: {existing} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"directory {existing} is not writable"
+    return None
 
 
 def venues_from_flag(names: str) -> list[str]:

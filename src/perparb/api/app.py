@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from perparb.api import state
 from perparb.api.hub import Hub
 from perparb.api.metrics import Metrics
-from perparb.config import ApiSettings
+from perparb.config import ApiSettings, ConfigError
 from perparb.engine import Engine
 from perparb.scanner.alerts import Alerter
 from perparb.scanner.legs import REASONS
@@ -191,7 +191,10 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
         """Reload instrument overrides and alert rules from the configuration, without restart."""
         if ctx.reload is None:
             raise HTTPException(409, "this server was started without a configuration to reload")
-        return await ctx.reload()
+        try:
+            return await ctx.reload()
+        except ConfigError as exc:  # the running settings stay as they were
+            raise HTTPException(400, f"configuration not reloaded: {exc}") from None
 
     @app.get("/metrics", dependencies=read)
     def metrics() -> Response:
