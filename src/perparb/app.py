@@ -144,8 +144,11 @@ class Session:
     async def _start_api(self) -> None:
         import uvicorn
 
-        from perparb.api.app import ApiContext, create_app
+        from perparb.api.app import ApiContext, create_app, exposure_warning
 
+        warning = exposure_warning(self.settings.api)
+        if warning:
+            log.warning("%s", warning)
         ctx = ApiContext(self.engine, self.settings.api, self.rates, self.alerter, self.reload)
         self.api_context = ctx
         app = create_app(ctx)

@@ -8,9 +8,11 @@ Bad parameters get a JSON 4xx naming the problem. Secrets never appear in respon
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
 from fastapi import Path as PathParam
@@ -202,6 +204,10 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
+        if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), s.cors_origins):
+            # Closing before accepting answers the handshake with HTTP 403.
+            await websocket.close(code=1008)
+            return
         if not s.public_read:
             auth = websocket.headers.get("authorization", "") or f"Bearer {websocket.query_params.get('token', '')}"
             if not (token and hmac.compare_digest(auth[7:].encode(), token.encode())):
@@ -219,6 +225,39 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
                                 status_code=404)
 
     return app
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Browsers send ``Origin`` on every WebSocket handshake and do not apply CORS to it, so
+    the stream checks it itself: no Origin (not a browser), the page's own origin (the
+    dashboard), or one of ``api.cors_origins`` (``*`` allows any)."""
+    if origin is None:
+        return True
+    if "*" in allowed or origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and bool(host) and parts.netloc.lower() == (host or "").lower()
+
+
+def exposure_warning(settings: ApiSettings) -> str | None:
+    """What to warn about when the API listens beyond this machine without a token."""
+    if settings.token is not None or _loopback(settings.host):
+        return None
+    if not settings.public_read:
+        return (f"the API listens on {settings.host} without api.token while api.public_read is false: "
+                "every request will be refused")
+    return (f"the API listens on {settings.host}, beyond loopback, without api.token: anyone who can reach "
+            "it can read prices, opportunities and the /ws stream; set api.token and api.public_read = false, "
+            "or bind to 127.0.0.1")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _alert(a: Any) -> dict[str, Any]:
