@@ -20,7 +20,7 @@ from perparb.api.state import Rates
 from perparb.config import ConfigError, Settings
 from perparb.engine import Engine
 from perparb.feeds.booksync import SYNCED
-from perparb.feeds.runtime import VenueFeed
+from perparb.feeds.runtime import Backoff, VenueFeed
 from perparb.instruments.overrides import apply_overrides, load_overrides
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
@@ -85,6 +85,7 @@ class Session:
         self.settings = settings
         self.config_path = config_path
         self.api_enabled = api
+        self.metadata_retry_s = (1.0, 60.0)  # backoff base and cap for a venue down at start
         self.api_server: Any = None
         self.api_port = 0
         self.rates = Rates()
@@ -132,14 +133,44 @@ class Session:
             ws_url, rest_url = self._urls(venue)
             feed = VenueFeed(self.engine, venue, [], ws_url, rest_url, books=self.settings.venues[venue].books,
                              http=self.http, tap=self.capture.write if self.capture else None)
-            await feed.load_metadata()
+            loaded = await feed.load_metadata()
             self.apply_overrides()  # after every metadata load: the user's word wins
             feed.instruments = self.registry.select(venue, self.settings.assets)
+            if not loaded:
+                # Down at start: stream what the snapshot knows, and load the contract list
+                # when the venue answers again.
+                self.engine.status[venue].last_error = "instrument metadata unavailable; retrying"
+                log.warning("%s: instrument metadata unavailable; streaming the %d contracts the snapshot knows "
+                            "and retrying", venue, len(feed.instruments))
+                self.tasks.append(asyncio.create_task(self._load_metadata_later(feed)))
             if not feed.instruments:
-                log.warning("%s: none of %s is listed; not connecting", venue, ",".join(self.settings.assets))
+                log.warning("%s: none of %s is listed; not connecting%s", venue, ",".join(self.settings.assets),
+                            "" if loaded else " until its metadata loads")
                 continue
             self.feeds[venue] = feed
         self.tasks += [asyncio.create_task(f.run()) for f in self.feeds.values()]
+
+    async def _load_metadata_later(self, feed: VenueFeed) -> None:
+        """Retry a venue's metadata with backoff until it loads, then refresh its selection."""
+        backoff = Backoff(*self.metadata_retry_s)
+        while True:
+            await asyncio.sleep(backoff.next())
+            if await feed.load_metadata():
+                break
+        self.apply_overrides()
+        venue = feed.venue
+        chosen = self.registry.select(venue, self.settings.assets)
+        st = self.engine.status[venue]
+        if st.last_error.startswith("instrument metadata unavailable"):
+            st.last_error = ""
+        log.warning("%s: instrument metadata loaded; %d contracts selected", venue, len(chosen))
+        if venue in self.feeds:
+            if {i.venue_symbol for i in chosen} != {i.venue_symbol for i in feed.instruments}:
+                feed.reselect(chosen)
+        elif chosen:
+            feed.instruments = chosen
+            self.feeds[venue] = feed
+            self.tasks.append(asyncio.create_task(feed.run()))
 
     async def _start_api(self) -> None:
         import uvicorn

@@ -43,8 +43,12 @@ export interface OpportunityEvent extends Opportunity {
 
 export interface VenueStatus {
   venue: string;
-  state: string; // connecting | connected | disconnected
+  state: string; // connecting | connected | stale | disconnected
   connected: boolean;
+  stale?: boolean; // connected, but its newest price data is older than the staleness limit
+  data_age_ms?: number | null;
+  stale_after_ms?: number;
+  reason?: string | null;
   messages: number;
   messages_per_s: number | null;
   last_message_age_ms: number | null;

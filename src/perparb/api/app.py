@@ -81,15 +81,19 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
 
     @app.get("/health", dependencies=read)
     def health() -> JSONResponse:
-        """Per-component status; 503 when no venue is connected."""
-        venues = {v: st.state for v, st in e.status.items()}
+        """``ok``; ``degraded`` (200) when a venue is down or its data is older than its
+        staleness limit, with the reason per venue; ``unavailable`` (503) when no venue is
+        connected."""
+        status, per = state.health(e)
         connected = sum(st.connected for st in e.status.values())
-        body = {"status": "ok" if connected else "unavailable", "venues_connected": connected,
-                "components": {"venues": venues, "scanner": {"assets": len(e.scanner.legs),
-                                                             "open": len(e.scanner.lifecycle.active)},
+        body = {"status": status, "venues_connected": connected,
+                "reasons": {v: h["reason"] for v, h in per.items() if h["reason"]},
+                "components": {"venues": {v: h["state"] for v, h in per.items()},
+                               "scanner": {"assets": len(e.scanner.legs),
+                                           "open": len(e.scanner.lifecycle.active)},
                                "websocket_clients": len(ctx.hub.clients),
                                **{k: f() for k, f in ctx.extra.items()}}}
-        return JSONResponse(body, status_code=200 if connected else 503)
+        return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
     @app.get("/api/venues", dependencies=read)
     def venues() -> list[dict[str, Any]]:

@@ -72,13 +72,48 @@ class SpreadSeries:
         return [{"ts_ns": t, "a_to_b_gross_bps": ab, "b_to_a_gross_bps": ba} for t, ab, ba in self.points.get(pair, ())]
 
 
+STALE = "stale"
+
+
+def venue_health(engine: Engine, venue: str) -> dict[str, Any]:
+    """A venue's state judged by its data, not only its socket: ``connected`` venues whose
+    newest price data (or, before any, the connection itself) is older than the scanner's
+    staleness limit are ``stale``, with the reason. Ages are in engine time."""
+    st = engine.status[venue]
+    now = engine.now_ns
+    limit_ns = engine.scanner.max_age_ns(venue)
+    last = engine.scanner.venue_data_ns.get(venue, 0)
+    out: dict[str, Any] = {"state": st.state, "data_age_ms": round((now - last) / 1e6, 1) if last else None,
+                           "stale_after_ms": limit_ns / 1e6, "stale": False, "reason": None}
+    if not st.connected:
+        out["reason"] = st.state + (f" ({st.last_error})" if st.last_error else "")
+    elif now - max(last, st.connected_since_ns) > limit_ns:
+        out["state"], out["stale"] = STALE, True
+        out["reason"] = (f"no price data for {out['data_age_ms']:.0f} ms (limit {limit_ns / 1e6:.0f} ms)" if last
+                         else f"no price data since connecting {(now - st.connected_since_ns) / 1e6:.0f} ms ago "
+                              f"(limit {limit_ns / 1e6:.0f} ms)")
+    return out
+
+
+def health(engine: Engine) -> tuple[str, dict[str, dict[str, Any]]]:
+    """``ok`` (every venue connected with fresh data), ``degraded`` (some venue stale or
+    down) or ``unavailable`` (none connected), and each venue's health."""
+    per = {v: venue_health(engine, v) for v in engine.status}
+    if not any(st.connected for st in engine.status.values()):
+        return "unavailable", per
+    return ("degraded" if any(h["reason"] for h in per.values()) else "ok"), per
+
+
 def venues(engine: Engine, rates: Rates | None = None, now_ns: int | None = None) -> list[dict[str, Any]]:
     now_ns = now_ns or time.time_ns()
     out = []
     for v, st in engine.status.items():
         books = [sb for (bv, _), sb in engine.books.items() if bv == v]
+        h = venue_health(engine, v)
         out.append({
-            "venue": v, "state": st.state, "connected": st.connected, "messages": st.messages,
+            "venue": v, "state": h["state"], "connected": st.connected, "stale": h["stale"],
+            "data_age_ms": h["data_age_ms"], "stale_after_ms": h["stale_after_ms"], "reason": h["reason"],
+            "messages": st.messages,
             "messages_per_s": round(rates.rate(v), 2) if rates else None,
             "last_message_age_ms": round((now_ns - st.last_msg_ns) / 1e6, 1) if st.last_msg_ns else None,
             "reconnects": st.reconnects, "decode_errors": st.decode_errors, "unknown_symbols": st.unknown_symbols,

@@ -77,6 +77,7 @@ class VenueFeed:
         make = getattr(self.adapter, "transport", None)  # venues that do not speak plain websockets
         self.transport: Transport | None = make(self.ws_url, self.rest_url) if make else None
         self._stop = asyncio.Event()
+        self._reselected = asyncio.Event()
         self._tasks: set[asyncio.Task[object]] = set()
         self._rest_lock = asyncio.Lock()
         self._rest_next = 0.0
@@ -129,15 +130,39 @@ class VenueFeed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), backoff.next())
 
-    async def load_metadata(self) -> None:
-        for path in self.adapter.metadata_paths:
-            await self.get(path)
+    async def load_metadata(self) -> bool:
+        """Fetch the venue's contract lists into the registry; False when any request went
+        unanswered or its answer could not be read (the caller retries later)."""
+        errors = self.engine.status[self.venue].decode_errors
+        answered = [await self.get(path) is not None for path in self.adapter.metadata_paths]
+        return all(answered) and self.engine.status[self.venue].decode_errors == errors
 
     # -- websockets ----------------------------------------------------------------------
     async def run(self) -> None:
-        conns = self.adapter.connections(self.instruments, self.books)
-        self._sockets = [None] * len(conns)
-        await asyncio.gather(*(self._connection(n, c) for n, c in enumerate(conns)))
+        """Every connection of the current selection; ``reselect`` reconnects with a new one."""
+        while not self._stop.is_set():
+            self._reselected.clear()
+            conns = self.adapter.connections(self.instruments, self.books)
+            self._sockets = [None] * len(conns)
+            streams: asyncio.Future[Any] = asyncio.ensure_future(
+                asyncio.gather(*(self._connection(n, c) for n, c in enumerate(conns))))
+            changed: asyncio.Future[Any] = asyncio.ensure_future(self._reselected.wait())
+            try:
+                await asyncio.wait({streams, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                if not streams.done():
+                    streams.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await streams
+            if not self._reselected.is_set():  # the connections ended by themselves (stop)
+                streams.result()
+                return
+
+    def reselect(self, instruments: list[Instrument]) -> None:
+        """Stream these contracts from now on (the running connections are replaced)."""
+        self.instruments = instruments
+        self._reselected.set()
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(coro)

@@ -69,6 +69,8 @@ class Scanner:
         self.dirty_funding: set[str] = set()
         self._new_legs: set[str] = set()  # assets with a leg not yet checked against the others
         self._default_age = int(self.settings.max_quote_age_ms * 1e6)
+        # venue -> receive time of its latest price data (health judges data age, not the socket)
+        self.venue_data_ns: dict[str, int] = {}
 
     # -- compatibility shorthands used by views and reports -------------------------------
     @property
@@ -91,6 +93,10 @@ class Scanner:
         opps = (o for o in self.lifecycle.active.values() if kind is None or o.kind == kind)
         key = (lambda o: -o.net_carry_quote) if kind == "funding" else (lambda o: -o.edge_bps)
         return sorted(opps, key=key)[:n]
+
+    def max_age_ns(self, venue: str) -> int:
+        """The staleness limit of a venue's prices."""
+        return self._max_age.get(venue, self._default_age)
 
     def comparable(self, a: Leg, b: Leg) -> bool:
         qa, qb = a.inst.quote, b.inst.quote
@@ -117,14 +123,14 @@ class Scanner:
         leg = self.leg(inst)
         self.dirty.add(inst.asset)
         leg.quote = q
-        leg.last_ns = q.recv_ns
+        leg.last_ns = self.venue_data_ns[inst.venue] = q.recv_ns
         self.evaluate_leg(leg, now_ns, status)
 
     def on_book(self, inst: Instrument, book: SyncedBook, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         leg = self.leg(inst)
         self.dirty.add(inst.asset)
         leg.book = book
-        leg.last_ns = book.last_ns
+        leg.last_ns = self.venue_data_ns[inst.venue] = book.last_ns
         self.evaluate_leg(leg, now_ns, status)
 
     def on_funding(self, inst: Instrument, f: Funding, now_ns: int, status: Mapping[str, VenueStatus]) -> None:

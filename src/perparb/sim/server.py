@@ -78,6 +78,8 @@ class SimVenue:
         self.runner: web.AppRunner | None = None
         self.port = 0
         self.half_spread_bps = 1.0
+        self.frozen = False  # connections stay open and answer heartbeats, but no data flows
+        self.rest_down = False  # every REST request answers 503, as during maintenance
 
     # -- http ----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -110,6 +112,8 @@ class SimVenue:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._websocket(request)
+        if self.rest_down:
+            return web.json_response({"error": "service unavailable"}, status=503)
         path = request.path_qs
         if request.method == "POST" and request.can_read_body:
             # JSON bodies are keyed like captures record them: fields as query parameters.
@@ -188,6 +192,8 @@ class SimVenue:
     async def publish(self, now_ms: int) -> int:
         """Advance every book to the model and send what subscribers asked for."""
         sent = 0
+        if self.frozen:
+            return 0
         v = self.venue
         for sym, book in self.books.items():
             inst = book.inst
@@ -214,6 +220,8 @@ class SimVenue:
 
     async def publish_funding(self, now_ms: int) -> int:
         sent = 0
+        if self.frozen:
+            return 0
         v = self.venue
         for sym, book in self.books.items():
             inst = book.inst

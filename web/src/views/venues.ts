@@ -39,7 +39,7 @@ export class VenuesView {
     for (const v of s.venues) {
       const tr = this.tbody.querySelector<HTMLTableRowElement>(`tr[data-venue="${v.venue}"]`)!;
       const td = (c: string): HTMLElement => tr.querySelector(`[data-col="${c}"]`)!;
-      const state = v.connected ? 'connected' : v.state || 'disconnected';
+      const state = v.stale ? 'stale' : v.connected ? 'connected' : v.state || 'disconnected';
       tr.dataset.state = state;
       tr.className = `state-${state}`;
       setText(td('venue'), v.venue);
