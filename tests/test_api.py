@@ -276,8 +276,9 @@ def test_spread_series_is_sampled_for_pairs_asked_about() -> None:
 
 def test_books_state_and_counters() -> None:
     engine = make_engine()
+    ms = engine.now_ns // 1_000_000
     raw = json.dumps({"stream": "btcusdt@depth@100ms", "data": {
-        "e": "depthUpdate", "E": 1, "T": 1, "s": "BTCUSDT", "U": 10, "u": 12, "pu": 9,
+        "e": "depthUpdate", "E": ms, "T": ms, "s": "BTCUSDT", "U": 10, "u": 12, "pu": 9,
         "b": [["64990", "1"]], "a": [["65000", "2"]]}})
     engine.on_message("binance", raw, engine.now_ns)  # buffered: no REST snapshot yet
     with TestClient(create_app(ApiContext(engine, ApiSettings()))) as c:

@@ -61,6 +61,7 @@ def scan_settings(settings: Settings) -> ScanSettings:
         funding_min_open_interest_quote=sc.funding_min_open_interest_quote,
         funding_min_volume_quote=sc.funding_min_volume_quote,
         evict_after_ms=sc.evict_after_ms, quote_groups=sc.quote_groups, ambiguity_ratio=sc.ambiguity_ratio,
+        max_funding_rate=sc.max_funding_rate, clock_window_s=sc.clock_window_s,
     )
 
 

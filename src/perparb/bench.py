@@ -15,14 +15,14 @@ def decode_throughput(adapter: Venue, lines: list[bytes], min_seconds: float = 2
     usable = []
     for line in lines:  # leave out lines that do not decode, so errors are not what we time
         try:
-            adapter.parse(line, 0)
+            adapter.decode(line, 0)
             usable.append(line)
         except DecodeError:
             pass
     adapter.take_problems()
     if not usable:
         raise ValueError("no line of the file decodes for this venue")
-    parse = adapter.parse
+    parse = adapter.decode  # the decode path as the engine runs it, plausibility check included
     messages = events = 0
     start = time.perf_counter()
     while True:
@@ -42,13 +42,13 @@ def book_throughput(adapter: Venue, lines: list[bytes], rest_snapshots: list[byt
     """Decode book messages and apply them to validated books, repeating the recorded
     session until ``min_seconds`` have passed. REST snapshots (one per line, in the order
     of the contracts they belong to) seed rest-bridged venues."""
-    events = [ev for line in lines for ev in adapter.parse(line, 0) if isinstance(ev, BookSnapshot | BookDelta)]
+    events = [ev for line in lines for ev in adapter.decode(line, 0) if isinstance(ev, BookSnapshot | BookDelta)]
     snaps: list[BookSnapshot] = []
     syms = list(dict.fromkeys(ev.venue_symbol for ev in events))
     for sym, raw in zip(syms, rest_snapshots, strict=False):
         inst = adapter.table[sym]
         path = adapter.book_snapshot_path(inst) or ""
-        snaps += [e for e in adapter.parse_rest(path, raw, 0) if isinstance(e, BookSnapshot)]
+        snaps += [e for e in adapter.decode_rest(path, raw, 0) if isinstance(e, BookSnapshot)]
     updates = applied = resyncs = 0
     start = time.perf_counter()
     while True:
@@ -56,7 +56,7 @@ def book_throughput(adapter: Venue, lines: list[bytes], rest_snapshots: list[byt
         for s in snaps:
             books[s.venue_symbol].on_snapshot(s)
         for line in lines:
-            for ev in adapter.parse(line, 0):
+            for ev in adapter.decode(line, 0):
                 sb = books.get(ev.venue_symbol)
                 if sb is None:
                     continue

@@ -3,6 +3,10 @@
 Each side is a dict price → size plus a sorted list of prices (bids stored negated, so
 both lists ascend and the best level is element 0). Updates are O(log n) to find and a
 memmove to insert or remove; reading the best level is O(1).
+
+The dict and the list must hold the same prices. A NaN price would break that (it equals
+nothing, not even itself, and sorts nowhere), so inserting one raises ValueError before
+either changes; the decode path rejects such messages long before they get here.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class Side:
         levels = self.levels
         if qty > 0.0:
             if px not in levels:
+                if px != px:
+                    raise ValueError("NaN price")
                 insort(self.keys, px * self.sign)
             levels[px] = qty
         elif px in levels:
@@ -68,6 +74,8 @@ class OrderBook:
             for px, qty in changes:
                 if qty > 0.0:
                     if px not in levels:
+                        if px != px:
+                            raise ValueError("NaN price")
                         insort(keys, px * sign)
                     levels[px] = qty
                 elif px in levels:

@@ -296,13 +296,14 @@ def decode(
             if not line:
                 continue
             try:
-                events = adapter.parse(line, time.time_ns())
+                # No engine clock here: venue timestamps are not held to a window.
+                events = adapter.decode(line, time.time_ns())
             except DecodeError as exc:
                 bad += 1
-                err.print(f"line {n}: {exc}", highlight=False, markup=False)
+                err.print(f"line {n}: {exc}", highlight=False, markup=False, soft_wrap=True)
                 continue
             for p in adapter.take_problems():
-                err.print(f"line {n}: {p}", highlight=False, markup=False)
+                err.print(f"line {n}: {p}", highlight=False, markup=False, soft_wrap=True)
             for ev in events:
                 if isinstance(ev, BookSnapshot | BookDelta):
                     row = msgspec.to_builtins(ev)

@@ -62,6 +62,8 @@ class ScannerSettings(_Model):
     evict_after_ms: float = Field(default=3_600_000.0, gt=0)
     quote_groups: list[list[str]] = [["USD", "USDT", "USDC"]]
     ambiguity_ratio: float = Field(default=1.5, gt=1)
+    max_funding_rate: float = Field(default=0.05, gt=0, le=1)  # |rate| per interval; beyond is a decode error
+    clock_window_s: float = Field(default=600.0, gt=0, le=31_536_000)  # venue timestamps vs the engine clock
 
 
 class ApiSettings(_Model):

@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable
 
 from msgspec.structs import replace
 
-from perparb.feeds.booksync import RESYNCING, SyncedBook
+from perparb.feeds.booksync import INVALID, RESYNCING, SyncedBook
 from perparb.instruments.registry import Registry
-from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Quote, Trade, VenueStatus
+from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, MarketEvent, Quote, Trade, VenueStatus
 from perparb.scanner.core import Scanner
+from perparb.validate import Limits
 from perparb.venues import venue_class
 from perparb.venues.base import DecodeError, Venue
 
@@ -63,13 +64,16 @@ class Engine:
         self._timer_seq = 0
         self._next_due = _NEVER
         self._warned: set[str] = set()
+        sc = self.scanner.settings
+        self.limits = Limits(max_funding_rate=sc.max_funding_rate, clock_window_ns=int(sc.clock_window_s * 1e9))
         for v in venues:
             self.add_venue(v)
 
     def add_venue(self, venue: str) -> None:
         """Start handling a venue (raises KeyError naming the known ones if it is unknown)."""
         if venue not in self.adapters:
-            self.adapters[venue] = venue_class(venue)(self.registry)
+            adapter = self.adapters[venue] = venue_class(venue)(self.registry)
+            adapter.limits = self.limits
             self.status[venue] = VenueStatus(venue=venue)
             self.requests[venue] = deque()
 
@@ -102,6 +106,10 @@ class Engine:
 
     # -- input ---------------------------------------------------------------------------
     def on_message(self, venue: str, raw: str | bytes, recv_ns: int) -> None:
+        """One raw message. Nothing in it can escape: a message that fails to decode, holds
+        an implausible value or breaks the handling of its events is dropped, counted by
+        reason and logged with its venue; the books it touched resync; other venues and
+        other books go on untouched."""
         st = self.status[venue]
         st.messages += 1
         st.last_msg_ns = recv_ns
@@ -111,21 +119,13 @@ class Engine:
             self.now_ns = recv_ns
         adapter = self.adapters[venue]
         try:
-            events = adapter.parse(raw, recv_ns)
+            events = adapter.decode(raw, recv_ns, self.now_ns)
         except DecodeError as exc:
-            st.decode_errors += 1
-            st.last_error = str(exc)
-            self._warn(str(exc))
-            return
-        except Exception as exc:  # a parser bug must not take the feed down
-            st.decode_errors += 1
-            st.last_error = f"{venue}: {type(exc).__name__}: {exc}"
-            log.exception("%s: unexpected error decoding %r", venue, raw[:200])
+            self._rejected(venue, exc)
             return
         if adapter.problems:
             self._problems(venue, adapter)
-        for ev in events:
-            self.on_event(ev)
+        self._handle(venue, events)
 
     def on_rest(self, venue: str, path: str, raw: str | bytes, recv_ns: int) -> None:
         """A REST response: instrument metadata or a book snapshot."""
@@ -136,15 +136,49 @@ class Engine:
             if specs:
                 self.registry.add_many(specs)
                 return
-            events = adapter.parse_rest(path, raw, recv_ns)
-        except (DecodeError, ValueError) as exc:
-            self.status[venue].decode_errors += 1
-            self._warn(f"{venue} REST {path}: {exc}")
+            events = adapter.decode_rest(path, raw, recv_ns, self.now_ns)
+        except DecodeError as exc:
+            self._rejected(venue, exc, f"REST {path}: ")
+            return
+        except Exception as exc:  # metadata of a shape the parser did not expect
+            self._rejected(venue, DecodeError(f"{venue} REST {path}: {type(exc).__name__}: {exc}", "error"))
             return
         if adapter.problems:
             self._problems(venue, adapter)
-        for ev in events:
-            self.on_event(ev)
+        self._handle(venue, events)
+
+    def _handle(self, venue: str, events: list[MarketEvent]) -> None:
+        ev: MarketEvent | None = None
+        try:
+            for ev in events:
+                self.on_event(ev)
+        except Exception as exc:  # an engine or scanner bug must cost one message, not the feed
+            log.debug("%s: error handling %r", venue, ev, exc_info=True)
+            books = ((ev.venue, ev.venue_symbol),) if isinstance(ev, BookDelta | BookSnapshot) else ()
+            self._rejected(venue, DecodeError(f"{venue}: {type(exc).__name__}: {exc} handling {ev!r:.300}",
+                                              "error", books))
+
+    def fault(self, venue: str, exc: Exception) -> None:
+        """An exception the transport caught around one message: counted like a decode error."""
+        self._rejected(venue, DecodeError(f"{venue}: {type(exc).__name__}: {exc}", "error"))
+
+    def _rejected(self, venue: str, exc: DecodeError, prefix: str = "") -> None:
+        st = self.status[venue]
+        st.decode_errors += 1
+        st.errors_by_reason[exc.reason] = st.errors_by_reason.get(exc.reason, 0) + 1
+        st.last_error = prefix + str(exc)
+        self._warn(prefix + str(exc))
+        if exc.reason == "error":
+            log.debug("%s: %s", venue, exc, exc_info=exc.__cause__ or exc)
+        adapter = self.adapters[venue]
+        for v, sym in exc.books:
+            inst = adapter.table.get(sym)
+            if inst is None:
+                continue
+            sb = self.books.get((v, sym))
+            if sb is not None and sb.state != INVALID:
+                sb.invalidate()
+            self.resync(v, inst)
 
     def on_event(self, ev: object) -> None:
         t = type(ev)

@@ -158,6 +158,7 @@ class VenueStatus(msgspec.Struct, kw_only=True):
     connected: bool = False
     messages: int = 0
     decode_errors: int = 0
+    errors_by_reason: dict[str, int] = {}  # the decode errors by reason (malformed, bad_price, ...)
     unknown_symbols: int = 0
     reconnects: int = 0
     last_msg_ns: int = 0

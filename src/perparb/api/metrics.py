@@ -31,6 +31,9 @@ class EngineCollector(Collector):
         events = CounterMetricFamily("perparb_events", "Normalized events by venue and channel",
                                      labels=["venue", "channel"])
         errors = CounterMetricFamily("perparb_decode_errors", "Messages that failed to decode", labels=["venue"])
+        reasons = CounterMetricFamily("perparb_decode_errors_by_reason", "Messages dropped, by venue and reason "
+                                      "(malformed, error, bad_price, bad_size, bad_funding_rate, bad_timestamp, "
+                                      "bad_value)", labels=["venue", "reason"])
         unknown = CounterMetricFamily("perparb_unknown_symbols", "Messages naming an unknown contract",
                                       labels=["venue"])
         reconnects = CounterMetricFamily("perparb_reconnects", "Websocket reconnects", labels=["venue"])
@@ -43,6 +46,8 @@ class EngineCollector(Collector):
         for v, st in e.status.items():
             msgs.add_metric([v], st.messages)
             errors.add_metric([v], st.decode_errors)
+            for reason, n in sorted(st.errors_by_reason.items()):
+                reasons.add_metric([v, reason], n)
             unknown.add_metric([v], st.unknown_symbols)
             reconnects.add_metric([v], st.reconnects)
             connected.add_metric([v], 1.0 if st.connected else 0.0)
@@ -55,7 +60,7 @@ class EngineCollector(Collector):
             crossed.add_metric([v], sum(sb.crossed for sb in books))
         for (v, channel), n in sorted(e.event_counts.items()):
             events.add_metric([v, channel], n)
-        yield from (msgs, events, errors, unknown, reconnects, connected, age, resyncs, gaps, checks, crossed)
+        yield from (msgs, events, errors, reasons, unknown, reconnects, connected, age, resyncs, gaps, checks, crossed)
         opened = CounterMetricFamily("perparb_opportunities", "Opportunities opened", labels=["kind"])
         for kind in ("spread", "funding"):
             opened.add_metric([kind], e.scanner.lifecycle.opened.get(kind, 0))

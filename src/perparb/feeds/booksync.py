@@ -92,7 +92,10 @@ class SyncedBook:
 
     def on_snapshot(self, ev: BookSnapshot) -> bool:
         """Load a snapshot; returns False if the book needs another resync."""
-        self.book.load(ev.bids, ev.asks)
+        try:
+            self.book.load(ev.bids, ev.asks)
+        except (TypeError, ValueError):  # levels no book can hold
+            return self.invalidate()
         self.seq = ev.seq
         self.last_ns = ev.recv_ns
         self.state = SYNCED
@@ -123,7 +126,10 @@ class SyncedBook:
             self.bridge = False
         elif ev.prev_seq is not None and ev.prev_seq != self.seq:
             return self._break()
-        self.book.apply(ev.bids, ev.asks)
+        try:
+            self.book.apply(ev.bids, ev.asks)
+        except (TypeError, ValueError):
+            return self.invalidate()
         self.seq = ev.seq
         self.last_ns = ev.recv_ns
         if not self._verify(ev, reset=False):
@@ -140,7 +146,10 @@ class SyncedBook:
             if not reset:
                 return True  # no checksummed snapshot to build on: nothing to compare
             self.text = _TextBook()
-        self.text.apply(ev.raw_levels, reset)
+        try:
+            self.text.apply(ev.raw_levels, reset)
+        except (TypeError, ValueError):  # level text that is not a number
+            return self.invalidate()
         if not ev.checksum:
             return True
         if self.checksum(*self.text.top(25)) != ev.checksum:

@@ -118,9 +118,12 @@ class VenueFeed:
         if raw is None:
             return None
         recv_ns = time.time_ns()
-        if self.tap:
-            self.tap(self.venue, "rest", raw, recv_ns, path)
-        self.engine.on_rest(self.venue, path, raw, recv_ns)
+        try:
+            if self.tap:
+                self.tap(self.venue, "rest", raw, recv_ns, path)
+            self.engine.on_rest(self.venue, path, raw, recv_ns)
+        except Exception as exc:
+            self.engine.fault(self.venue, exc)
         return raw
 
     async def _get_until_answered(self, path: str) -> None:
@@ -204,6 +207,10 @@ class VenueFeed:
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
                 self.engine.status[self.venue].last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("%s %s: %s", self.venue, conn.path, exc)
+            except Exception as exc:  # anything else: count it, log it, reconnect like a drop
+                self.engine.fault(self.venue, exc)
+                log.warning("%s %s: %s: %s, reconnecting", self.venue, conn.path, type(exc).__name__, exc,
+                            exc_info=True)
             finally:
                 self._sockets[n] = None
                 self._mark_closed()
@@ -235,9 +242,12 @@ class VenueFeed:
                     log.warning("%s %s: silent for %.0fs, reconnecting", venue, conn.path, silence)
                     return
                 recv_ns = time.time_ns()
-                if tap:
-                    tap(venue, "ws", raw, recv_ns, None)
-                engine.on_message(venue, raw, recv_ns)
+                try:
+                    if tap:
+                        tap(venue, "ws", raw, recv_ns, None)
+                    engine.on_message(venue, raw, recv_ns)
+                except Exception as exc:  # one message must never end the feed
+                    engine.fault(venue, exc)
                 if outbox:
                     for reply in outbox:
                         await ws.send(reply)

@@ -50,6 +50,11 @@ class ScanSettings:
     # Quote currencies priced as one (a USDT perp against a USD inverse or a USDC perp).
     # The stablecoins' own basis is not modelled; [] pairs identical quotes only.
     quote_groups: list[list[str]] = field(default_factory=lambda: [["USD", "USDT", "USDC"]])
+    # Plausibility bounds of the decode path (perparb.validate): a funding rate beyond this
+    # per interval, or a venue timestamp further than this from the engine clock, is a
+    # decode error, not data.
+    max_funding_rate: float = 0.05
+    clock_window_s: float = 600.0
 
 
 class Scanner:

@@ -188,6 +188,15 @@ class SimVenue:
         """Lose ``missing`` book updates of one contract: the next diff does not chain."""
         self.skip[venue_symbol] = missing
 
+    async def inject(self, topic: tuple[str, str], frames: str | list[str]) -> int:
+        """Send raw frames to the clients subscribed to ``topic`` ((kind, venue_symbol), kind
+        book, quote or funding), as a venue sending garbage does."""
+        sent = 0
+        for c in list(self.clients):
+            if topic in c.topics:
+                sent += await self._send(c, frames)
+        return sent
+
     # -- market --------------------------------------------------------------------------
     async def publish(self, now_ms: int) -> int:
         """Advance every book to the model and send what subscribers asked for."""

@@ -18,13 +18,21 @@ import msgspec
 
 from perparb.feeds.booksync import Checksum
 from perparb.instruments.registry import Registry
-from perparb.model import Instrument, Level, MarketEvent, TextLevels
+from perparb.model import BookDelta, BookSnapshot, Instrument, Level, MarketEvent, TextLevels
+from perparb.validate import Limits, check
 
 MS = 1_000_000  # nanoseconds in a millisecond
 
 
 class DecodeError(ValueError):
-    """A message that could not be decoded; the text names what was wrong."""
+    """A message that could not be decoded; the text names what was wrong. ``reason`` is
+    what it is counted under; ``books`` the (venue, venue_symbol) books the dropped
+    message would have changed (they must resync)."""
+
+    def __init__(self, text: str, reason: str = "malformed", books: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(text)
+        self.reason = reason
+        self.books = books
 
 
 class BookText(msgspec.Struct):
@@ -69,6 +77,10 @@ class Venue:
     sim_has_sequence: ClassVar[bool] = True
     # REST call whose answer tells where to connect (KuCoin's token), if any.
     bootstrap_path: ClassVar[str | None] = None
+    # Per-symbol protocol state merged from earlier messages (delta-merged tickers): names
+    # of dicts keyed by venue symbol. A rejected message may already have written its bad
+    # value there; the entry is dropped so that later deltas do not repeat it.
+    merged_state: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -77,6 +89,51 @@ class Venue:
         self.problems: list[str] = []
         # Replies the protocol requires (e.g. Deribit's test_request); the transport sends them.
         self.outbox: list[str] = []
+        self.limits = Limits()
+
+    # -- the decode path: parse, then the plausibility check -----------------------------
+    def decode(self, raw: str | bytes, recv_ns: int, clock_ns: int | None = None) -> list[MarketEvent]:
+        """``parse`` plus the one plausibility check every event passes (``perparb.validate``).
+        Whatever is wrong with the message, this raises DecodeError naming the venue, the
+        field, the value and the message; ``clock_ns`` (the engine clock) also bounds the
+        venue's timestamps."""
+        try:
+            events = self.parse(raw, recv_ns)
+        except DecodeError:
+            raise
+        except UnicodeDecodeError:
+            raise DecodeError(f"{self.id}: invalid UTF-8 at byte {_bad_utf8_at(raw)} in message {excerpt(raw)}",
+                              ) from None
+        except Exception as exc:  # a value of a type the parser did not expect, or a parser bug
+            raise DecodeError(f"{self.id}: {type(exc).__name__}: {exc} in message {excerpt(raw)}",
+                              "error") from exc
+        return self._checked(events, raw, clock_ns)
+
+    def decode_rest(self, path: str, raw: str | bytes, recv_ns: int, clock_ns: int | None = None,
+                    ) -> list[MarketEvent]:
+        """``parse_rest`` through the same check."""
+        try:
+            events = self.parse_rest(path, raw, recv_ns)
+        except DecodeError:
+            raise
+        except UnicodeDecodeError:
+            raise DecodeError(f"{self.id} REST {path}: invalid UTF-8 at byte {_bad_utf8_at(raw)}") from None
+        except Exception as exc:
+            raise DecodeError(f"{self.id} REST {path}: {type(exc).__name__}: {exc}", "error") from exc
+        return self._checked(events, raw, clock_ns)
+
+    def _checked(self, events: list[MarketEvent], raw: str | bytes, clock_ns: int | None) -> list[MarketEvent]:
+        limits = self.limits
+        for ev in events:
+            problem = check(ev, limits, clock_ns)
+            if problem is not None:
+                reason, field, value = problem
+                for e in events:
+                    self.discard(e.venue_symbol)
+                books = tuple((e.venue, e.venue_symbol) for e in events if type(e) in (BookDelta, BookSnapshot))
+                raise DecodeError(f"{self.id}: {field} {value!r} out of bounds ({reason}) for {ev.venue_symbol} "
+                                  f"in message {excerpt(raw)}", reason, tuple(dict.fromkeys(books)))
+        return events
 
     # -- lookups -------------------------------------------------------------------------
     def instrument(self, venue_symbol: str) -> Instrument | None:
@@ -94,6 +151,11 @@ class Venue:
         """An instrument built from the symbol alone, for venues whose symbols say all there
         is to know about units (marked status='derived'); None elsewhere."""
         return None
+
+    def discard(self, venue_symbol: str) -> None:
+        """Forget the merged protocol state of one symbol (see ``merged_state``)."""
+        for name in self.merged_state:
+            getattr(self, name).pop(venue_symbol, None)
 
     def take_problems(self) -> list[str]:
         out, self.problems = self.problems, []
@@ -238,6 +300,21 @@ class SimFullBooks:
         return book
 
 
-def decode_error(venue: str, exc: Exception, raw: str | bytes) -> DecodeError:
+def _bad_utf8_at(raw: str | bytes) -> int:
+    """Offset of the first byte that is not UTF-8 (the decoder's own offset is relative to
+    the string it was reading)."""
+    try:
+        (raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return -1
+
+
+def excerpt(raw: str | bytes) -> str:
+    """The start of a message, printable whatever bytes it holds."""
     text = raw if isinstance(raw, str) else raw[:200].decode("utf-8", "replace")
-    return DecodeError(f"{venue}: {exc} in message {text[:160]!r}")
+    return repr(text[:160])
+
+
+def decode_error(venue: str, exc: Exception, raw: str | bytes) -> DecodeError:
+    return DecodeError(f"{venue}: {exc} in message {excerpt(raw)}")

@@ -178,6 +178,7 @@ class Bitmex(Venue):
     ws_url = "wss://ws.bitmex.com"
     rest_url = "https://www.bitmex.com"
     book_sync = "keyed"  # no sequence: behaves like in_stream with unchained deltas
+    merged_state = ("_funding",)
     heartbeat_text = "ping"  # BitMEX asks clients to send "ping" when idle for ~5 s; it answers "pong"
     heartbeat_s = 5.0
     silence_s = 15.0

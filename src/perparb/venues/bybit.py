@@ -148,6 +148,7 @@ class Bybit(Venue):
     ws_url = "wss://stream.bybit.com"
     rest_url = "https://api.bybit.com"
     book_sync = "in_stream"
+    merged_state = ("_top", "_tickers")
     heartbeat_text = '{"op":"ping"}'  # the documented keepalive; idle connections are cut
     heartbeat_s = 20.0
     silence_s = 30.0

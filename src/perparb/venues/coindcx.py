@@ -163,6 +163,7 @@ class CoinDcx(Venue):
     ws_url = "wss://stream.coindcx.com"
     rest_url = "https://api.coindcx.com"
     book_sync = "full"
+    merged_state = ("_funding",)
     # The docs' sample clients emit this every 25 s to keep the connection (Engine.IO pings
     # are answered by the Socket.IO library on top).
     heartbeat_text = '["ping",{"data":"Ping message"}]'

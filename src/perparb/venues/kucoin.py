@@ -209,6 +209,7 @@ class Kucoin(Venue):
     ws_url = "wss://ws-api-futures.kucoin.com"
     rest_url = "https://api-futures.kucoin.com"
     book_sync = "rest_bridged"
+    merged_state = ("_funding",)
     heartbeat_text = '{"id":"perparb","type":"ping"}'
     heartbeat_s = 18.0  # replaced by the bullet answer's pingInterval on every connect
     silence_s = 30.0
