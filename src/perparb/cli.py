@@ -256,7 +256,7 @@ def replay(
     from perparb.app import build_registry, scan_settings
     from perparb.replay import replay as run_replay
     from perparb.scanner.core import Scanner
-    from perparb.store.capture import CaptureError
+    from perparb.store.capture import ReadReport
 
     settings = _settings(config, None, None, min_edge_bps, set_)
     try:
@@ -264,18 +264,23 @@ def replay(
     except ConfigError as exc:
         _config_error(exc)
     out = opportunities_out.open("wb") if opportunities_out else None
+    report = ReadReport()
     try:
-        summary = run_replay(captures, Scanner(scan_settings(settings)), registry, out)
-    except CaptureError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
+        summary = run_replay(captures, Scanner(scan_settings(settings)), registry, out, report)
     finally:
         if out:
             out.close()
+    for problem in report.problems:  # each names its file (and line); the replay went on
+        err.print(problem, highlight=False, markup=False, soft_wrap=True)
+    more = report.bad_lines + report.truncated + len(report.unreadable) - len(report.problems)
+    if more > 0:
+        err.print(f"... and {more} more", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
     else:
         typer.echo(" ".join(f"{k}: {v}" for k, v in summary.items()))
+    if report.unreadable:
+        raise typer.Exit(1)
 
 
 @app.command()

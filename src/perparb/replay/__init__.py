@@ -3,11 +3,18 @@
 Records are merged by ``recv_ns`` and handed to the engine as the live transport would;
 the engine's clock is the recorded time, so the same input always gives byte-identical
 output. REST records feed the registry (metadata) or the books (snapshots) in order.
+
+Bad input never stops a replay: lines that are not records, and records whose receive time
+is far outside the clock of the records around them, are skipped and counted (``ReadReport``
+names each file and line); a file cut short ends where it was cut; a file that cannot be
+read is reported and the others go on. A jump of the recorded clock costs one sweep,
+whatever its size.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -19,7 +26,7 @@ from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
 from perparb.model import Opportunity
 from perparb.scanner.core import Scanner
-from perparb.store.capture import merge_captures
+from perparb.store.capture import ReadReport, merge_captures
 
 log = logging.getLogger("perparb.replay")
 SWEEP_NS = 250_000_000  # the live session re-checks everything this often
@@ -56,15 +63,17 @@ class OpportunityWriter:
 
 
 def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Registry | None = None,
-           opportunities_out: IO[bytes] | None = None) -> dict[str, Any]:
+           opportunities_out: IO[bytes] | None = None, report: ReadReport | None = None) -> dict[str, Any]:
     engine = Engine(registry or load_registry(), [], scanner)
+    report = report if report is not None else ReadReport()
+    window_ns = int(engine.scanner.settings.clock_window_s * 1e9)
     writer = OpportunityWriter(opportunities_out) if opportunities_out is not None else None
     if writer:
         engine.scanner.listeners.append(writer)
     records = skipped = 0
     unknown: set[str] = set()
     last_sweep = 0
-    for rec in merge_captures(paths):
+    for rec in merge_captures(paths, report, window_ns):
         records += 1
         if rec.recv_ns - last_sweep >= SWEEP_NS:  # as the live session does, on recorded time
             if last_sweep:
@@ -91,5 +100,9 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
         "records": records, "skipped": skipped, "venues": sorted(engine.adapters),
         "opportunities": engine.scanner.opened, "events_written": writer.events if writer else 0,
         "decode_errors": sum(s.decode_errors for s in engine.status.values()),
+        "decode_errors_by_reason": dict(sorted(sum((Counter(s.errors_by_reason) for s in engine.status.values()),
+                                                    Counter()).items())),
+        "book_resyncs": sum(sb.resyncs for sb in engine.books.values()),
         "unknown_symbols": sum(s.unknown_symbols for s in engine.status.values()),
+        "bad_lines": report.bad_lines, "truncated": report.truncated, "unreadable": report.unreadable,
     }

@@ -62,8 +62,10 @@ class PairStats:
         self.last_ns = now_ns
 
     def add_open_time(self, start_ns: int, end_ns: int) -> None:
-        """Credit [start, end) open time to the minute buckets it spans."""
-        t = start_ns
+        """Credit [start, end) open time to the minute buckets it spans. Only the last day
+        is kept, so only the last day is walked: a jump of the clock costs at most a day of
+        minutes, however far it goes."""
+        t = max(start_ns, end_ns - DAY_MINUTES * MINUTE_NS)
         while t < end_ns:
             edge = (t // MINUTE_NS + 1) * MINUTE_NS
             self._bucket(t).open_ns += min(edge, end_ns) - t

@@ -7,12 +7,16 @@ line, ordered by ``recv_ns``; plain ``.jsonl`` or zstd-compressed ``.jsonl.zst``
 For POST requests with a JSON body the body's fields are written as query parameters
 (``/info?type=meta``). Replay re-enters the engine at the same point the live transport
 does, so everything downstream runs exactly as it did live.
+
+Reading never stops at a bad line: lines that are not records are skipped and reported
+with their file and line number, a final line or zstd frame cut short (what a crash leaves)
+is read as the end of the file, and a file that cannot be read at all is reported by name
+while the other files go on (``ReadReport``).
 """
 
 from __future__ import annotations
 
 import heapq
-import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -29,19 +33,14 @@ class Record(msgspec.Struct, omit_defaults=True):
     path: str | None = None
 
 
-class CaptureError(ValueError):
-    pass
+# A record this far from the receive times around it is a broken clock, not a quiet session
+# (the engine's clock_window_s, whose default this is).
+WINDOW_NS = 600_000_000_000
+MAX_PROBLEMS = 1000
 
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder(Record)
-
-
-def _open_read(path: Path) -> IO[bytes]:
-    fh = path.open("rb")
-    if path.suffix == ".zst":
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(fh, closefd=True))
-    return fh
 
 
 class CaptureWriter:
@@ -75,23 +74,136 @@ class CaptureWriter:
         self.close()
 
 
-def read_capture(path: Path) -> Iterator[Record]:
-    """Records of one file; a bad line raises CaptureError naming the file and line."""
-    with _open_read(path) as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = _dec.decode(line)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise CaptureError(f"{path}:{n}: not a capture record: {exc}") from None
-            if rec.src not in ("ws", "rest") or (rec.src == "rest" and not rec.path):
-                raise CaptureError(f"{path}:{n}: src must be 'ws', or 'rest' with a path")
-            yield rec
+class ReadReport:
+    """What reading captures skipped, and why. Every problem names the file and the line."""
+
+    def __init__(self) -> None:
+        self.bad_lines = 0  # lines that are not capture records, or records out of time order
+        self.truncated = 0  # files that ended inside a line or a zstd frame (what a crash leaves)
+        self.unreadable: list[str] = []  # files that could not be read at all
+        self.problems: list[str] = []  # the first MAX_PROBLEMS messages
+
+    def note(self, text: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(text)
+
+    def bad(self, path: Path, n: int, what: str) -> None:
+        self.bad_lines += 1
+        self.note(f"{path}:{n}: {what}")
 
 
-def merge_captures(paths: Iterable[Path]) -> Iterator[Record]:
+def _lines(path: Path, report: ReadReport) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines of a file; the last one keeps no newline if the file was cut inside it."""
+    n = 0
+    cut = [False]  # a zstd frame that never ended
+    try:
+        with path.open("rb") as fh:
+            raw = iter(lambda: fh.read(1 << 20), b"")
+            chunks = _zstd_chunks(raw, cut) if path.suffix == ".zst" else raw
+            rest = b""
+            for chunk in chunks:
+                parts = (rest + chunk).split(b"\n")
+                rest = parts.pop()
+                for line in parts:
+                    n += 1
+                    yield n, line + b"\n"
+            if rest:
+                yield n + 1, rest  # read as a truncated final line
+            elif cut[0]:
+                report.truncated += 1
+                report.note(f"{path}:{n + 1}: zstd frame cut short, read as the end of the file")
+    except zstandard.ZstdError as exc:
+        if n == 0:
+            report.unreadable.append(str(path))
+            report.note(f"{path}: not a zstd file ({exc})")
+        else:
+            report.truncated += 1
+            report.note(f"{path}:{n + 1}: zstd data broken ({exc}), read as the end of the file")
+    except OSError as exc:
+        report.unreadable.append(str(path))
+        report.note(f"{path}: {exc.strerror or exc}")
+
+
+def _zstd_chunks(raw: Iterator[bytes], cut: list[bool]) -> Iterator[bytes]:
+    """Decompressed data of every zstd frame; ``cut[0]`` ends True if the last frame never
+    ended (its writer was killed)."""
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    for data in raw:
+        chunk = data
+        while chunk:
+            cut[0] = True
+            yield dobj.decompress(chunk)
+            if not dobj.eof:
+                break
+            chunk, cut[0] = dobj.unused_data, False
+            dobj = zstandard.ZstdDecompressor().decompressobj()
+
+
+def _records(path: Path, report: ReadReport) -> Iterator[tuple[int, Record]]:
+    for n, line in _lines(path, report):
+        if not line.strip():
+            continue
+        try:
+            rec = _dec.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            if not line.endswith(b"\n"):  # the last line, cut short by a crash
+                report.truncated += 1
+                report.note(f"{path}:{n}: truncated final line, read as the end of the file")
+            else:
+                report.bad(path, n, f"not a capture record: {exc}")
+            continue
+        if rec.src not in ("ws", "rest") or (rec.src == "rest" and not rec.path):
+            report.bad(path, n, "src must be 'ws', or 'rest' with a path")
+            continue
+        yield n, rec
+
+
+def read_capture(path: Path, report: ReadReport | None = None, window_ns: int = WINDOW_NS) -> Iterator[Record]:
+    """Records of one file, in its order, leaving out (and reporting) lines that are not
+    records and records whose receive time is far outside the file's own clock.
+
+    A record more than ``window_ns`` ahead of the one before it stands only if the next
+    record confirms the jump (a session that was quiet for a while); one that the file then
+    goes back from, or that no record follows, is a bad line, and so is one more than
+    ``window_ns`` behind the record before it. So a bad clock never moves the replay's clock.
+    """
+    report = report if report is not None else ReadReport()
+    prev: int | None = None  # receive time of the last record given out
+    held: tuple[int, Record] | None = None  # a jump waiting for the next record
+    for n, rec in _records(path, report):
+        t = rec.recv_ns
+        if held is not None:
+            hn, h = held
+            held = None
+            if t < h.recv_ns - window_ns:
+                report.bad(path, hn, _off(h.recv_ns, prev, "ahead of the records around it"))
+            else:
+                prev = h.recv_ns
+                yield h
+        if prev is not None and t < prev - window_ns:
+            report.bad(path, n, _off(t, prev, "behind the record before it"))
+            continue
+        if prev is None or t > prev + window_ns:
+            held = (n, rec)
+            continue
+        prev = t
+        yield rec
+    if held is not None:
+        hn, h = held
+        if prev is None:
+            yield h  # the file's only record
+        else:
+            report.bad(path, hn, _off(h.recv_ns, prev, "ahead of the record before it, and no record follows"))
+
+
+def _off(t: int, ref: int | None, where: str) -> str:
+    return f"recv_ns {t} is {abs(t - (ref or 0)) / 1e9:.0f} s {where}"
+
+
+def merge_captures(paths: Iterable[Path], report: ReadReport | None = None,
+                   window_ns: int = WINDOW_NS) -> Iterator[Record]:
     """All records of several files in ``recv_ns`` order (files are each ordered; ties keep
-    the order of the files given)."""
-    its = [((r.recv_ns, i, r) for r in read_capture(p)) for i, p in enumerate(paths)]
+    the order of the files given). What is left out is in ``report``."""
+    report = report if report is not None else ReadReport()
+    its = [((r.recv_ns, i, r) for r in read_capture(p, report, window_ns)) for i, p in enumerate(paths)]
     return (r for _, _, r in heapq.merge(*its, key=lambda x: (x[0], x[1])))
