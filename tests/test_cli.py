@@ -28,7 +28,8 @@ QUOTE_KEYS = {"type", "venue", "symbol", "venue_symbol", "bid_px", "bid_qty", "a
 DELTA_KEYS = {"type", "venue", "symbol", "venue_symbol", "bids", "asks", "first_seq", "seq", "prev_seq",
               "checksum", "ts_exchange_ns", "recv_ns"}
 MARKET_KEYS = {"venue", "venue_symbol", "symbol", "asset", "contract_size", "price_scale", "inverse", "settle",
-               "funding_interval_h", "status"}
+               "funding_interval_h", "status", "data_date", "data_source"}
+OKX_SWAPS = "pcdogyu-open-nof1_2025-11_rest_v5_public_instruments_SWAP_WRAPPED_full.jsonl"  # the bundled list
 
 
 def _file(tmp_path: Path, name: str, lines: list[str]) -> Path:
@@ -237,9 +238,8 @@ def test_markets_json_uni() -> None:
         assert set(row) == MARKET_KEYS
         assert row["asset"] == "UNI"
 
-    raw = json.loads(fixture_path("okx", "cryptofeed_2022-05-13_rest_v5_public_instruments_SWAP_full.jsonl")
-                     .read_text().splitlines()[0])
-    spec = next(r for r in raw["data"] if r["instId"] == "UNI-USD-SWAP")
+    raw = json.loads(fixture_path("okx", OKX_SWAPS).read_text().splitlines()[0])
+    spec = next(r for r in raw["instruments"] if r["instId"] == "UNI-USD-SWAP")
     assert spec["ctType"] == "inverse" and spec["ctValCcy"] == "USD"
     [inv] = [r for r in rows if (r["venue"], r["venue_symbol"]) == ("okx", "UNI-USD-SWAP")]
     assert inv["inverse"] is True
@@ -247,6 +247,8 @@ def test_markets_json_uni() -> None:
     assert inv["settle"] == spec["settleCcy"] == "UNI"
     assert inv["symbol"] == "UNI/USD:UNI"
     assert inv["price_scale"] == 1.0
+    # updated_at 1762153295 of the stored list is 2025-11-03.
+    assert (inv["data_date"], inv["data_source"]) == ("2025-11-03", f"okx/{OKX_SWAPS}")
 
     lin = [r for r in rows if r["venue_symbol"] == "UNI-USDT-SWAP"]
     assert lin and lin[0]["inverse"] is False and lin[0]["settle"] == "USDT"

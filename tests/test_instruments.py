@@ -186,9 +186,9 @@ def test_bundled_snapshot_loads() -> None:
 
 
 def test_bundled_okx_inverse_matches_recorded_metadata() -> None:
-    raw = json.loads(fixture_path("okx", "cryptofeed_2022-05-13_rest_v5_public_instruments_SWAP_full.jsonl")
+    raw = json.loads(fixture_path("okx", "pcdogyu-open-nof1_2025-11_rest_v5_public_instruments_SWAP_WRAPPED_full.jsonl")
                      .read_text().splitlines()[0])
-    row = next(r for r in raw["data"] if r["instId"] == "UNI-USD-SWAP")
+    row = next(r for r in raw["instruments"] if r["instId"] == "UNI-USD-SWAP")
     inst = load_registry().get("okx", "UNI-USD-SWAP")
     assert inst is not None
     assert inst.inverse is (row["ctType"] == "inverse")

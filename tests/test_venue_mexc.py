@@ -1,11 +1,11 @@
 """MEXC futures adapter against the recorded messages.
 
-No MEXC contract-detail response is recorded (fixtures SOURCE.md: "no REST contract detail
-(contractSize) response"), so the contracts these tests know come from DETAIL below, shaped as
-MEXC's documented /api/v1/contract/detail answer: BTC_USDT carries the values of MEXC's own
-documentation example, ETH_USDT illustrative ones. BTC_USD (coin-margined) is left out, so the
-recorded BTC_USD pushes exercise the unknown-symbol path. Every expected value is computed
-here from the raw JSON (json module) and DETAIL, never taken from the adapter's output.
+Most tests use DETAIL below, shaped as MEXC's documented /api/v1/contract/detail answer
+(BTC_USDT with the documentation's values, ETH_USDT illustrative ones; BTC_USD left out so its
+pushes exercise the unknown-symbol path). The recorded contract detail of 2025-08
+(RECORDED_DETAIL) lists all three: with it, through the bundled snapshot, every recorded push
+decodes. Every expected value is computed here from the raw JSON (json module), never taken
+from the adapter's output.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections import defaultdict
 import msgspec
 import pytest
 
-from conftest import fixture_files, fixture_lines
+from conftest import check_events, fixture_files, fixture_lines
 from conftest import same as _same
 from perparb.config import load_settings
 from perparb.feeds.booksync import SYNCED, SyncedBook
@@ -63,13 +63,20 @@ def mexc() -> Mexc:
     return _mexc()
 
 
-def _symbol(sym: str) -> str:
+def _symbol(sym: str, specs: dict = SPECS) -> str:
     base, quote = sym.split("_")
-    return f"{base}/{quote}:{SPECS[sym]['settleCoin']}"
+    return f"{base}/{quote}:{specs[sym]['settleCoin']}"
 
 
-def _levels(sym: str, rows: list[list[float]]) -> list[tuple[float, float]]:
-    return [(float(r[0]), r[1] * SPECS[sym]["contractSize"]) for r in rows]
+def _qty(sym: str, px: float, vol: float, specs: dict = SPECS) -> float:
+    """Base units of ``vol`` contracts: coin-margined contracts (settled in the base coin) are
+    worth contractSize USD each."""
+    c = specs[sym]
+    return vol * c["contractSize"] / px if c["settleCoin"] != c["quoteCoin"] else vol * c["contractSize"]
+
+
+def _levels(sym: str, rows: list[list[float]], specs: dict = SPECS) -> list[tuple[float, float]]:
+    return [(float(r[0]), _qty(sym, float(r[0]), r[1], specs)) for r in rows]
 
 
 def _grid_next_ms(now_ms: int, hours: float = 8.0) -> int:
@@ -78,24 +85,24 @@ def _grid_next_ms(now_ms: int, hours: float = 8.0) -> int:
     return (now_ms // step + 1) * step
 
 
-def _expected(msg: dict) -> tuple[list[tuple[type, dict]], list[str]]:
+def _expected(msg: dict, specs: dict = SPECS) -> tuple[list[tuple[type, dict]], list[str]]:
     chan = msg.get("channel", "")
     data = msg.get("data")
     out: list[tuple[type, dict]] = []
     unknown: list[str] = []
 
     def known(sym: str) -> bool:
-        if sym in SPECS:
+        if sym in specs:
             return True
         unknown.append(sym)
         return False
 
     def common(sym: str) -> dict:
-        return {"venue": "mexc", "venue_symbol": sym, "symbol": _symbol(sym), "recv_ns": RECV}
+        return {"venue": "mexc", "venue_symbol": sym, "symbol": _symbol(sym, specs), "recv_ns": RECV}
 
     if chan in ("push.depth", "push.depth.full") and known(msg["symbol"]):
         sym = msg["symbol"]
-        book = {**common(sym), "bids": _levels(sym, data["bids"]), "asks": _levels(sym, data["asks"]),
+        book = {**common(sym), "bids": _levels(sym, data["bids"], specs), "asks": _levels(sym, data["asks"], specs),
                 "ts_exchange_ns": msg["ts"] * MS}
         if chan == "push.depth.full":
             out.append((BookSnapshot, {**book, "seq": data["version"]}))
@@ -105,7 +112,7 @@ def _expected(msg: dict) -> tuple[list[tuple[type, dict]], list[str]]:
     elif chan == "push.deal" and known(msg["symbol"]):
         sym = msg["symbol"]
         for d in data if isinstance(data, list) else [data]:
-            out.append((Trade, {**common(sym), "px": float(d["p"]), "qty": d["v"] * SPECS[sym]["contractSize"],
+            out.append((Trade, {**common(sym), "px": float(d["p"]), "qty": _qty(sym, float(d["p"]), d["v"], specs),
                                 "side": {1: "buy", 2: "sell"}[d["T"]], "trade_id": d.get("i", ""),
                                 "ts_exchange_ns": d["t"] * MS}))
     elif chan == "push.ticker" and known(data["symbol"]):
@@ -124,11 +131,7 @@ def _expected(msg: dict) -> tuple[list[tuple[type, dict]], list[str]]:
 
 
 
-MESSAGE_FILES = [p for p in fixture_files("mexc") if "_rest_" not in p.name]
-
-
-def test_fixture_set_is_what_this_test_expects() -> None:
-    assert {p.name for p in MESSAGE_FILES} == {CRAWLER, TARDIS, DOC}
+MESSAGE_FILES = [p for p in fixture_files("mexc") if "_rest_" not in p.name]  # streams; metadata apart
 
 
 @pytest.mark.parametrize("path", MESSAGE_FILES, ids=lambda p: p.name)
@@ -147,6 +150,45 @@ def test_every_recorded_message(mexc: Mexc, path) -> None:
         assert len(problems) == len(unknown), (where, problems)
         for sym, text in zip(unknown, problems, strict=True):
             assert sym in text and "mexc" in text, where
+
+
+RECORDED_DETAIL = "arbitrack_2025-08_rest_api_v1_contract_detail_full.jsonl"
+
+
+def test_fixture_set_is_what_this_test_expects() -> None:
+    assert {p.name for p in MESSAGE_FILES} == {CRAWLER, TARDIS, DOC}
+    assert [p.name for p in fixture_files("mexc") if "_rest_" in p.name] == [RECORDED_DETAIL]
+
+
+@pytest.mark.parametrize("path", MESSAGE_FILES, ids=lambda p: p.name)
+def test_every_recorded_message_decodes_with_the_bundled_snapshot(path) -> None:
+    """The recorded streams against the real contract sizes, as the bundled map has them:
+    every symbol they name (BTC_USDT, ETH_USDT and the coin-margined BTC_USD) is listed in
+    the recorded contract detail, so every push decodes."""
+    [raw] = fixture_lines("mexc", RECORDED_DETAIL)
+    real = {c["symbol"]: c for c in json.loads(raw)["data"]}
+    venue = Mexc(load_registry())
+    decoded = 0
+    for n, line in enumerate(fixture_lines("mexc", path.name), 1):
+        expected, unknown = _expected(json.loads(line), real)
+        assert unknown == [], f"{path.name}:{n}"
+        check_events(venue.parse(line, recv_ns=RECV), expected, f"{path.name}:{n}")
+        assert venue.take_problems() == []
+        decoded += len(expected)
+    assert decoded > 0
+
+
+def test_coin_margined_depth_in_base_units_from_the_recorded_contract_size() -> None:
+    [raw] = fixture_lines("mexc", RECORDED_DETAIL)
+    btc_usd = next(c for c in json.loads(raw)["data"] if c["symbol"] == "BTC_USD")
+    line = next(ln for ln in fixture_lines("mexc", CRAWLER)
+                if b'"push.depth"' in ln and b'"BTC_USD"' in ln)
+    msg = json.loads(line)
+    [delta] = Mexc(load_registry()).parse(line, RECV)
+    px, vol = msg["data"]["asks"][0][:2] if msg["data"]["asks"] else msg["data"]["bids"][0][:2]
+    level = (delta.asks or delta.bids)[0]
+    # 100 USD contracts: vol * 100 / price BTC.
+    assert level[0] == float(px) and level[1] == pytest.approx(vol * btc_usd["contractSize"] / px, rel=REL)
 
 
 def test_recordings_cover_every_event_type_but_quotes(mexc: Mexc) -> None:
@@ -405,13 +447,11 @@ def test_card() -> None:
 
 # -- over real websockets against the simulator --------------------------------------------------
 class _Running(Running):
-    """test_sim_integration's harness, with DETAIL's contracts added to the bundled snapshot
-    (which has no MEXC contracts: none are recorded)."""
+    """test_sim_integration's harness over the bundled snapshot's recorded MEXC contracts."""
 
     def __init__(self) -> None:
         registry = load_registry()
-        assert registry.for_venue("mexc") == []
-        registry.add_many(_mexc().table.values())
+        assert registry.get("mexc", "BTC_USDT") is not None
         self.venues = ["mexc"]
         self.registry = registry
         self.sim = Simulator(registry, self.venues, ASSETS, seed=3, tick_s=0.05)

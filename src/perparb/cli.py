@@ -359,25 +359,45 @@ def markets(
 
         path = run_async(refresh_snapshot(out))
         err.print(f"snapshot written to {path}")
-    registry = load_registry()
-    rows = [i for i in registry.all() if (venue is None or i.venue == venue)
+    from perparb.instruments.snapshot import load_snapshot
+    from perparb.venues import venue_ids
+
+    snap = load_snapshot()
+    dated = {s.file: s for infos in snap.venues.values() for s in infos}
+    rows = [i for i in snap.instruments if (venue is None or i.venue == venue)
             and (asset is None or i.asset.upper() == asset.upper())]
+    # Venues the snapshot has nothing for are said so, never filled with made-up contracts.
+    missing = [v for v in venue_ids() if v not in snap.venues and (venue is None or v == venue)]
     if as_json:
         for i in rows:
+            src = dated.get(i.source)
             typer.echo(json.dumps({
                 "venue": i.venue, "venue_symbol": i.venue_symbol, "symbol": i.symbol, "asset": i.asset,
                 "contract_size": i.contract_size, "price_scale": i.price_scale, "inverse": i.inverse,
-                "settle": i.settle, "funding_interval_h": i.funding_interval_h, "status": i.status}))
+                "settle": i.settle, "funding_interval_h": i.funding_interval_h, "status": i.status,
+                "data_date": src.date if src else None, "data_source": i.source}))
+        for v in missing:
+            typer.echo(json.dumps({"venue": v, "venue_symbol": None, "data_date": None, "data_source": None,
+                                   "note": "no recorded metadata: contracts are loaded from the venue live"}))
         return
     table = Table(title=f"{len(rows)} contracts")
     for col in ("venue", "native symbol", "symbol", "asset", "contract size", "price scale", "inverse", "settle",
-                "funding h", "status"):
+                "funding h", "status", "data date"):
         table.add_column(col)
     for i in rows:
+        src = dated.get(i.source)
         table.add_row(i.venue, i.venue_symbol, i.symbol, i.asset, f"{i.contract_size:g}", f"{i.price_scale:g}",
-                      "yes" if i.inverse else "", i.settle, f"{i.funding_interval_h:g}", i.status)
+                      "yes" if i.inverse else "", i.settle, f"{i.funding_interval_h:g}", i.status,
+                      src.date if src else "")
     # Piped output keeps whole columns rather than the 80-column default.
-    Console(width=None if sys.stdout.isatty() else 250).print(table)
+    console = Console(width=None if sys.stdout.isatty() else 250)
+    console.print(table)
+    for v, infos in sorted(snap.venues.items()):
+        if venue is None or v == venue:
+            console.print(f"{v}: " + "; ".join(f"{s.contracts} contracts as of {s.date} ({s.scope}, {s.file})"
+                                                for s in infos), highlight=False)
+    for v in missing:
+        console.print(f"{v}: no recorded metadata; contracts are loaded from the venue live", highlight=False)
 
 
 @bench_app.command("decode")

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import aiohttp
+import msgspec
 
 from perparb.instruments.registry import Registry
-from perparb.instruments.snapshot import Snapshot, save_snapshot
+from perparb.instruments.snapshot import Snapshot, SourceInfo, save_snapshot
 from perparb.venues import venue_ids
 
 log = logging.getLogger("perparb.instruments")
@@ -29,6 +30,7 @@ async def refresh_snapshot(out: Path | None = None, venues: list[str] | None = N
 
     engine = Engine(Registry(), venues or venue_ids())
     sources: dict[str, str] = {}
+    infos: dict[str, list[SourceInfo]] = {}
     async with aiohttp.ClientSession() as http:
         for vid, adapter in engine.adapters.items():
             ep = (endpoints or {}).get(vid, {})
@@ -36,12 +38,18 @@ async def refresh_snapshot(out: Path | None = None, venues: list[str] | None = N
                              http=http)
             before = len(engine.registry.for_venue(vid))
             await feed.load_metadata()
-            if len(engine.registry.for_venue(vid)) > before:
+            table = engine.registry.venue_table(vid)
+            if len(table) > before:
                 sources[vid] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                where = f"live {ep.get('rest_url', adapter.rest_url)}"
+                table.update({k: msgspec.structs.replace(i, source=where) for k, i in table.items()})
+                infos[vid] = [SourceInfo(file=where, path=" ".join(adapter.metadata_paths), date=sources[vid],
+                                         scope="full", contracts=len(table))]
             else:
                 log.warning("%s: no instruments loaded (offline, or the venue refused)", vid)
     if not len(engine.registry):
         raise RuntimeError("no venue answered; the snapshot was not changed")
     target = out or user_snapshot_path()
-    save_snapshot(Snapshot(built_ns=time.time_ns(), sources=sources, instruments=engine.registry.all()), target)
+    save_snapshot(Snapshot(built_ns=time.time_ns(), sources=sources, instruments=engine.registry.all(), venues=infos),
+                  target)
     return target

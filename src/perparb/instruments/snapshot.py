@@ -12,10 +12,22 @@ from perparb.instruments.registry import Registry
 from perparb.model import Instrument
 
 
+class SourceInfo(msgspec.Struct, kw_only=True):
+    """One metadata response a venue's contracts came from: what it is and how old its data is."""
+
+    file: str  # under the fixtures folder, or "live <rest url>" for --refresh
+    path: str  # the REST path it answered
+    date: str  # the data date, as precise as the source allows (2025-12-24, 2025-08, 2023-10..2025-09)
+    scope: str  # full: the venue's whole list then; excerpt: some contracts only
+    contracts: int = 0  # how many contracts of the snapshot it still provides
+
+
 class Snapshot(msgspec.Struct, kw_only=True):
     built_ns: int
     sources: dict[str, str]
     instruments: list[Instrument]
+    # Per venue, newest source first; a venue missing here has no recorded metadata.
+    venues: dict[str, list[SourceInfo]] = {}
 
 
 _DECODER = msgspec.json.Decoder(Snapshot)

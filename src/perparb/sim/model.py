@@ -37,9 +37,11 @@ class SimBook:
         self.asks: dict[int, float] = {}
         self.seq = 0
 
-    def _size(self, native_px: float, mid: float) -> float:
-        # About 10-60k quote currency per level, in the venue's quantity units.
+    def _size(self, native_px: float, native_mid: float) -> float:
+        # About 10-60k quote currency per level on every venue, in the venue's quantity units:
+        # native_qty takes canonical units and price, so the native mid is scaled back first.
         notional = 10_000.0 * (1.0 + 5.0 * self.rng.random())
+        mid = self.inst.px(native_mid)
         qty = self.inst.native_qty(notional / mid, mid)
         lot = self.inst.lot_size or 0.0
         if lot > 0:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -22,6 +22,7 @@ from perparb.model import BookDelta, BookSnapshot, Instrument, Level, MarketEven
 from perparb.validate import Limits, check
 
 MS = 1_000_000  # nanoseconds in a millisecond
+T = TypeVar("T")
 
 
 class DecodeError(ValueError):
@@ -318,3 +319,44 @@ def excerpt(raw: str | bytes) -> str:
 
 def decode_error(venue: str, exc: Exception, raw: str | bytes) -> DecodeError:
     return DecodeError(f"{venue}: {exc} in message {excerpt(raw)}")
+
+
+def listing(venue: str, raw: str | bytes, item: type[T], *envelope: str, ok: dict[str, Any] | None = None,
+            ) -> list[T]:
+    """The contract objects of a REST metadata body, read with the venue's own ``item`` type.
+
+    Live bodies hold them under the venue's ``envelope`` keys (``result``, ``list``), and an
+    envelope field in ``ok`` with another value is the venue's error. Stored copies that a
+    third party reshaped are read too: a bare array of the objects, a dict keyed by symbol,
+    or the third party's own wrapper holding one array. A single object under the envelope
+    (Deribit ``get_instrument``) is a list of one."""
+    try:
+        doc = msgspec.json.decode(raw)
+        for key, want in (ok or {}).items():
+            if isinstance(doc, dict) and key in doc and doc[key] != want:
+                raise ValueError(f"{key} {doc[key]!r} ({doc.get('msg') or doc.get('retMsg') or doc.get('error')})")
+        node, enveloped = doc, True
+        for key in envelope:
+            if not isinstance(node, dict) or key not in node:
+                if node is not doc:
+                    raise ValueError(f"no {key!r} in the response")
+                enveloped = False
+                break
+            node = node[key]
+        if isinstance(node, dict):
+            values = list(node.values())
+            arrays = [v for v in values if isinstance(v, list)]
+            if values and all(isinstance(v, dict) for v in values):
+                node = values
+            elif enveloped:
+                node = [node]
+            elif len(arrays) == 1:
+                node = arrays[0]
+            else:
+                raise ValueError("no contract list in the response")
+        if not isinstance(node, list):
+            raise ValueError(f"expected a list of contracts, got {type(node).__name__}")
+        out: list[T] = msgspec.convert(node, list[item], strict=False)  # type: ignore[valid-type]
+        return out
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        raise decode_error(venue, exc, raw) from None

@@ -22,7 +22,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
+from perparb.venues.base import MS, Connection, Venue, decode_error, listing, num_text
 
 _INSTRUMENTS_PATH = "/v5/market/instruments-info?category=linear&limit=1000"
 _ARGS_PER_MSG = 10
@@ -105,17 +105,6 @@ class _InstrumentInfo(msgspec.Struct):
     fundingInterval: int = 480  # minutes
 
 
-class _InstrumentsResult(msgspec.Struct, frozen=True):
-    items: list[_InstrumentInfo] = msgspec.field(default_factory=list, name="list")
-    nextPageCursor: str = ""
-
-
-class _InstrumentsResponse(msgspec.Struct):
-    retCode: int = 0
-    retMsg: str = ""
-    result: _InstrumentsResult = _InstrumentsResult()
-
-
 class _TickerState:
     __slots__ = ("index", "interval_h", "mark", "next_ms", "oi", "rate", "turnover")
 
@@ -134,7 +123,6 @@ def _dec(t: type) -> msgspec.json.Decoder:
 
 
 _book, _ticker, _trades, _op = _dec(_Book), _dec(_Ticker), _dec(_Trades), _dec(_Op)
-_instruments = _dec(_InstrumentsResponse)
 _enc = msgspec.json.Encoder()
 
 
@@ -326,12 +314,7 @@ class Bybit(Venue):
     def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
         if urlsplit(path).path != "/v5/market/instruments-info":
             return []
-        try:
-            resp = _instruments.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise decode_error(self.id, exc, raw) from None
-        if resp.retCode != 0:
-            raise decode_error(self.id, ValueError(f"retCode {resp.retCode} ({resp.retMsg})"), raw)
+        items = listing(self.id, raw, _InstrumentInfo, "result", "list", ok={"retCode": 0})
         # One page; a non-empty result.nextPageCursor means the caller must fetch the next one
         # with &cursor=. limit=1000 covers all of today's linear contracts in one page.
         return [
@@ -343,7 +326,7 @@ class Bybit(Venue):
                 min_notional=float(s.lotSizeFilter.minNotionalValue or 0),
                 funding_interval_h=s.fundingInterval / 60,
             )
-            for s in resp.result.items
+            for s in items
             if s.contractType == "LinearPerpetual"
         ]
 

@@ -39,7 +39,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, Venue, decode_error, listing
 
 T = TypeVar("T")
 
@@ -162,7 +162,6 @@ def _dec(t: Any) -> msgspec.json.Decoder:
 _book, _grouped = _dec(_Note[_Book]), _dec(_Note[_Grouped])
 _quote, _ticker, _trades = _dec(_Note[_Quote]), _dec(_Note[_Ticker]), _dec(_Note[list[_TradeItem]])
 _rpc = _dec(_Rpc)
-_instruments, _instrument = _dec(_Result[list[_InstrumentInfo]]), _dec(_Result[_InstrumentInfo])
 _rest_book = _dec(_Result[_RestBook])
 _enc = msgspec.json.Encoder()
 
@@ -347,17 +346,7 @@ class Deribit(Venue):
         p = urlsplit(path).path
         if p not in (_INSTRUMENTS, _INSTRUMENT):
             return []
-        try:
-            if p == _INSTRUMENTS:
-                many = _instruments.decode(raw)
-                infos, error = many.result, many.error
-            else:
-                one = _instrument.decode(raw)
-                infos, error = ([one.result] if one.result is not None else None), one.error
-        except msgspec.DecodeError as exc:
-            raise decode_error(self.id, exc, raw) from None
-        if infos is None:
-            raise decode_error(self.id, ValueError(f"error {error}"), raw)
+        infos = listing(self.id, raw, _InstrumentInfo, "result", ok={"error": None})
         out = []
         for i in infos:
             if i.kind != "future" or i.settlement_period != "perpetual":

@@ -40,7 +40,7 @@ from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.sim.model import START_PRICES
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
+from perparb.venues.base import MS, Connection, Venue, decode_error, listing, num_text
 
 T = TypeVar("T")
 
@@ -157,19 +157,13 @@ class _Contract(msgspec.Struct):
     takerFeeRate: float | None = None
 
 
-class _Contracts(msgspec.Struct):
-    code: str = ""
-    msg: str = ""
-    data: list[_Contract] = []
-
-
 def _dec(t: Any) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(t, strict=False)
 
 
 _changes, _tickers, _depths = _dec(_Msg[_Change]), _dec(_Msg[_Ticker]), _dec(_Msg[_Depth])
 _matches, _instruments = _dec(_Msg[_Match]), _dec(_Msg[_InstrumentData])
-_control, _bullet, _rest_book, _contracts = _dec(_Control), _dec(_Bullet), _dec(_RestBookResponse), _dec(_Contracts)
+_control, _bullet, _rest_book = _dec(_Control), _dec(_Bullet), _dec(_RestBookResponse)
 _enc = msgspec.json.Encoder()
 
 _TOPIC = b'"topic"'
@@ -406,14 +400,8 @@ class Kucoin(Venue):
     def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
         if urlsplit(path).path != _CONTRACTS_PATH:
             return []
-        try:
-            resp = _contracts.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise decode_error(self.id, exc, raw) from None
-        if resp.code != _OK:
-            raise decode_error(self.id, ValueError(f"code {resp.code!r} ({resp.msg})"), raw)
         out = []
-        for c in resp.data:
+        for c in listing(self.id, raw, _Contract, "data", ok={"code": _OK}):
             if c.type != "FFWCSX":  # FFICSX: dated futures
                 continue
             asset, scale = split_multiple(c.baseCurrency)

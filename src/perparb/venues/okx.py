@@ -24,7 +24,7 @@ from perparb.feeds.booksync import Checksum, crc32_interleaved
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, BookText, Connection, Venue, decode_error, num_text
+from perparb.venues.base import MS, BookText, Connection, Venue, decode_error, listing, num_text
 
 T = TypeVar("T")
 HOUR_MS = 3_600_000
@@ -96,12 +96,6 @@ class _InstrumentInfo(msgspec.Struct):
     instFamily: str = ""
 
 
-class _Instruments(msgspec.Struct):
-    data: list[_InstrumentInfo] = []
-    code: str = "0"
-    msg: str = ""
-
-
 def _dec(t: type) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(t, strict=False)
 
@@ -109,7 +103,6 @@ def _dec(t: type) -> msgspec.json.Decoder:
 _books, _tickers = _dec(_Push[_Book]), _dec(_Push[_Ticker])
 _books_text = msgspec.json.Decoder(_Push[BookText])
 _funding, _trades = _dec(_Push[_FundingRate]), _dec(_Push[_Trade])
-_instruments = _dec(_Instruments)
 _enc = msgspec.json.Encoder()
 
 _CHANNEL = b'"channel":"'
@@ -274,14 +267,13 @@ class Okx(Venue):
     def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
         if urlsplit(path).path != "/api/v5/public/instruments":
             return []
-        try:
-            body = _instruments.decode(raw)
-            out = []
-            for i in body.data:
-                if i.instType != "SWAP":
-                    continue
-                base, _, quote = (i.instFamily or i.uly).partition("-")
-                asset, scale = split_multiple(base)
+        out = []
+        for i in listing(self.id, raw, _InstrumentInfo, "data", ok={"code": "0"}):
+            if i.instType != "SWAP" or not i.ctVal:
+                continue  # a pre-open listing may not have its contract terms yet
+            base, _, quote = (i.instFamily or i.uly).partition("-")
+            asset, scale = split_multiple(base)
+            try:
                 out.append(Instrument(
                     venue=self.id, venue_symbol=i.instId, symbol=canonical_symbol(asset, quote, i.settleCcy),
                     asset=asset, quote=quote, settle=i.settleCcy, inverse=i.ctType == "inverse",
@@ -290,8 +282,8 @@ class Okx(Venue):
                     taker_fee=self.taker_fee, maker_fee=self.maker_fee, funding_interval_h=8.0,
                     status="active" if i.state == "live" else "inactive", source=self.id,
                 ))
-        except (msgspec.DecodeError, ValueError) as exc:
-            raise decode_error(self.id, exc, raw) from None
+            except ValueError as exc:
+                raise decode_error(self.id, ValueError(f"{i.instId}: {exc}"), raw) from None
         return out
 
     # -- simulator -----------------------------------------------------------------------

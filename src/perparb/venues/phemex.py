@@ -267,7 +267,8 @@ class Phemex(Venue):
                 if not p.type.startswith("Perpetual"):
                     continue
                 quote = ALIASES.get(p.quoteCurrency, p.quoteCurrency)
-                base = p.symbol[: -len(p.quoteCurrency)] if p.symbol.endswith(p.quoteCurrency) else p.baseCurrency
+                # baseCurrency names multiples with a space ("1000 PEPE" for u1000PEPEUSDT).
+                base = p.baseCurrency.replace(" ", "") or p.symbol.removesuffix(p.quoteCurrency)
                 interval = p.fundingInterval
                 out.append(self._instrument(
                     p.symbol, base, quote, ALIASES.get(p.settleCurrency, p.settleCurrency) or quote,
