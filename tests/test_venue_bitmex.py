@@ -26,6 +26,7 @@ from perparb.venues.bitmex import Bitmex
 ACTIVE_PATH = "/api/v1/instrument/active"
 ACTIVE_2021 = "cryptofeed_2021-07-22_rest_api_v1_instrument_active_full.jsonl"
 XBTUSD_2024 = "nautilus_rest_api_v1_instrument_XBTUSD_single-element-not-array.jsonl"
+CCXT_2026 = "ccxt-static-markets_2026_rest_api_v1_instrument_active_INFO-EXTRACTED_excerpt.jsonl"
 METADATA = ((ACTIVE_PATH, ACTIVE_2021), ("/api/v1/instrument?symbol=XBTUSD", XBTUSD_2024))  # older first
 L2 = "cryptofeed_2021-07-22_ws_realtime_orderBookL2.jsonl"
 TARDIS = "tardis-node-tests_bitmex_2019-2022_samples.jsonl"
@@ -219,6 +220,19 @@ def test_fixture_set_is_what_this_test_expects() -> None:
     assert {p.name for p in REST_FILES} == {ACTIVE_2021, XBTUSD_2024,
                                            "ccxt-static-markets_2026_rest_api_v1_instrument_active_INFO-EXTRACTED_excerpt.jsonl"}
     assert len(MESSAGE_FILES) == 5
+
+
+def test_ccxt_extracted_objects_with_string_numbers_parse_as_the_venues_own() -> None:
+    """ccxt stored BitMEX's numbers as JSON strings; the parser reads them as numbers."""
+    rows = {r["symbol"]: r for r in json.loads(fixture_lines("bitmex", CCXT_2026)[0])}
+    got = {i.venue_symbol: i for i in Bitmex(Registry()).parse_metadata(ACTIVE_PATH, fixture_lines("bitmex", CCXT_2026)[0])}
+    assert set(got) == set(rows)
+    xbtusd, r = got["XBTUSD"], rows["XBTUSD"]
+    # Inverse: multiplier / underlyingToSettleMultiplier USD per contract.
+    assert xbtusd.inverse and xbtusd.contract_size == float(r["multiplier"]) / float(r["underlyingToSettleMultiplier"])
+    xbtusdt, r = got["XBTUSDT"], rows["XBTUSDT"]
+    assert not xbtusdt.inverse and xbtusdt.contract_size == 1 / float(r["underlyingToPositionMultiplier"])
+    assert xbtusdt.lot_size == float(r["lotSize"]) and xbtusdt.symbol == "BTC/USDT:USDT"
 
 
 @pytest.mark.parametrize("path", MESSAGE_FILES, ids=lambda p: p.name)

@@ -136,7 +136,7 @@ class Session:
                              http=self.http, tap=self.capture.write if self.capture else None)
             loaded = await feed.load_metadata()
             self.apply_overrides()  # after every metadata load: the user's word wins
-            feed.instruments = self.registry.select(venue, self.settings.assets)
+            feed.instruments = self._select(venue)
             if not loaded:
                 # Down at start: stream what the snapshot knows, and load the contract list
                 # when the venue answers again.
@@ -151,6 +151,9 @@ class Session:
             self.feeds[venue] = feed
         self.tasks += [asyncio.create_task(f.run()) for f in self.feeds.values()]
 
+    def _select(self, venue: str) -> list[Instrument]:
+        return self.registry.select(venue, self.settings.assets, inverse=self.engine.adapters[venue].prefers_inverse)
+
     async def _load_metadata_later(self, feed: VenueFeed) -> None:
         """Retry a venue's metadata with backoff until it loads, then refresh its selection."""
         backoff = Backoff(*self.metadata_retry_s)
@@ -160,7 +163,7 @@ class Session:
                 break
         self.apply_overrides()
         venue = feed.venue
-        chosen = self.registry.select(venue, self.settings.assets)
+        chosen = self._select(venue)
         st = self.engine.status[venue]
         if st.last_error.startswith("instrument metadata unavailable"):
             st.last_error = ""

@@ -39,15 +39,21 @@ class Registry:
     def by_asset(self, asset: str) -> list[Instrument]:
         return [i for i in self.all() if i.asset == asset]
 
-    def select(self, venue: str, assets: Iterable[str], settle: str | None = "USDT") -> list[Instrument]:
-        """Active perpetuals of ``venue`` for ``assets``; one per asset, preferring ``settle``."""
+    def select(self, venue: str, assets: Iterable[str], settle: str | None = "USDT",
+               inverse: bool = False) -> list[Instrument]:
+        """Active perpetuals of ``venue`` for ``assets``; one per asset, preferring ``settle``
+        (or, with ``inverse``, the inverse contract where the asset has one)."""
         wanted = {a.upper() for a in assets}
         best: dict[str, Instrument] = {}
+
+        def preferred(i: Instrument) -> bool:
+            return i.inverse if inverse else i.settle == settle
+
         for inst in self.for_venue(venue):
             if inst.asset.upper() not in wanted or inst.status not in ("active", "derived"):
                 continue
             cur = best.get(inst.asset)
-            if cur is None or (inst.settle == settle and cur.settle != settle):
+            if cur is None or (preferred(inst) and not preferred(cur)):
                 best[inst.asset] = inst
         return [best[a] for a in sorted(best)]
 

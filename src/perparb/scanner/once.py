@@ -76,7 +76,7 @@ async def _read_venue(engine: Engine, vid: str, transport: CcxtTransport, assets
     engine.on_rest(vid, METADATA_PATH, raw, time.time_ns())
     engine.set_connected(vid, True, time.time_ns())
     ex = transport.exchange
-    for inst in engine.registry.select(vid, assets):
+    for inst in engine.registry.select(vid, assets, inverse=engine.adapters[vid].prefers_inverse):
         try:
             ob = await ex.fetch_order_book(inst.venue_symbol, depth)
             engine.on_message(vid, book_message(ob), time.time_ns())

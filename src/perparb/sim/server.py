@@ -34,7 +34,7 @@ log = logging.getLogger("perparb.sim")
 def sim_instruments(registry: Registry, venue: Venue, assets: list[str]) -> list[Instrument]:
     """The contracts a simulated venue lists: the registry's, else derived from the symbol."""
     out = []
-    known = {i.asset: i for i in registry.select(venue.id, assets)}
+    known = {i.asset: i for i in registry.select(venue.id, assets, inverse=venue.prefers_inverse)}
     for asset in assets:
         inst = known.get(asset)
         if inst is None:

@@ -76,6 +76,9 @@ class Venue:
     rest_min_interval_s: ClassVar[float] = 0.05
     # Whether the venue's book messages carry a sequence the simulator can break.
     sim_has_sequence: ClassVar[bool] = True
+    # Whether the venue's main contract of an asset is its inverse one (BitMEX XBTUSD,
+    # Deribit BTC-PERPETUAL): sessions and the simulator pick it over a linear one.
+    prefers_inverse: ClassVar[bool] = False
     # REST call whose answer tells where to connect (KuCoin's token), if any.
     bootstrap_path: ClassVar[str | None] = None
     # Per-symbol protocol state merged from earlier messages (delta-merged tickers): names

@@ -39,7 +39,7 @@ from perparb.instruments.canonical import ALIASES, canonical_symbol, split_multi
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import Connection, SimFullBooks, Venue, decode_error, iso_ns
+from perparb.venues.base import Connection, SimFullBooks, Venue, decode_error, iso_ns, listing
 
 _ACTIVE_PATH = "/api/v1/instrument/active"
 _METADATA_PATHS = (_ACTIVE_PATH, "/api/v1/instrument")
@@ -151,7 +151,6 @@ def _dec(t: Any) -> msgspec.json.Decoder:
 _l2, _quotes, _trades, _instrument_table = _dec(_L2), _dec(_Quotes), _dec(_Trades), _dec(_InstrumentTable)
 _other = _dec(_Other)
 # The REST endpoint answers an array; a single object (one element saved alone) is accepted too.
-_instruments = _dec(list[_InstrumentInfo] | _InstrumentInfo)
 _enc = msgspec.json.Encoder()
 
 _TABLE = b'{"table":"'
@@ -187,6 +186,7 @@ class Bitmex(Venue):
     taker_fee = 0.0005
     maker_fee = 0.0005
     metadata_paths = (_ACTIVE_PATH,)
+    prefers_inverse = True  # XBTUSD
     # No sequence numbers, but a lost insert shows up as an unknown level id: the simulator
     # can play that loss and the feed must resync (see sim_book).
     sim_has_sequence = True
@@ -393,11 +393,10 @@ class Bitmex(Venue):
     def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
         if urlsplit(path).path not in _METADATA_PATHS:
             return []
+        rows = listing(self.id, raw, _InstrumentInfo)  # an array, or one object (instrument?symbol=)
         try:
-            body = _instruments.decode(raw)
-            rows = body if isinstance(body, list) else [body]
             return [inst for i in rows if i.typ in _PERPETUAL and (inst := self._from_info(i)) is not None]
-        except (msgspec.DecodeError, ValueError, ZeroDivisionError) as exc:
+        except ZeroDivisionError as exc:
             raise decode_error(self.id, exc, raw) from None
 
     def _from_info(self, i: _InstrumentInfo) -> Instrument | None:

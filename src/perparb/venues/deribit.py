@@ -183,6 +183,7 @@ class Deribit(Venue):
     taker_fee = 0.0005
     maker_fee = 0.0
     metadata_paths = (_META_PATH,)
+    prefers_inverse = True  # BTC-PERPETUAL, ETH-PERPETUAL
 
     def __init__(self, registry: Registry) -> None:
         super().__init__(registry)

@@ -267,8 +267,7 @@ class Phemex(Venue):
                 if not p.type.startswith("Perpetual"):
                     continue
                 quote = ALIASES.get(p.quoteCurrency, p.quoteCurrency)
-                # baseCurrency names multiples with a space ("1000 PEPE" for u1000PEPEUSDT).
-                base = p.baseCurrency.replace(" ", "") or p.symbol.removesuffix(p.quoteCurrency)
+                base = p.baseCurrency.replace(" ", "") or p.symbol.removesuffix(p.quoteCurrency)  # "1000 PEPE"
                 interval = p.fundingInterval
                 out.append(self._instrument(
                     p.symbol, base, quote, ALIASES.get(p.settleCurrency, p.settleCurrency) or quote,
