@@ -330,17 +330,23 @@ class Session:
         }
 
 
-# Assets the demo adds to the default ones when none are configured.
+# Assets the demo adds to the default ones when none are configured: PEPE trades as
+# 1000PEPE (Binance, Bybit), kPEPE (Hyperliquid) and PEPE (OKX, Gate), the normalization
+# perparb is for.
 DEMO_EXTRA_ASSETS = ("PEPE",)
+
+
+def demo_settings(settings: Settings) -> Settings:
+    if "assets" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"assets": [*settings.assets, *DEMO_EXTRA_ASSETS]})
 
 
 async def demo(settings: Settings, duration: float | None, seed: int, view: bool,
                capture: Path | None = None, api: bool = False, config_path: Path | None = None) -> dict[str, Any]:
     from perparb.sim.server import Simulator
 
-    if "assets" not in settings.model_fields_set:
-        # The demo shows the normalization perparb is for: PEPE trades as 1000PEPE, kPEPE and PEPE.
-        settings = settings.model_copy(update={"assets": [*settings.assets, *DEMO_EXTRA_ASSETS]})
+    settings = demo_settings(settings)
     registry = build_registry(settings)
     sim = Simulator(registry, settings.enabled_venues(), settings.assets, seed=seed)
     await sim.start()
