@@ -196,11 +196,11 @@ def scan(
     from perparb.api.state import opportunity
     from perparb.app import build_registry, scan_settings
     from perparb.scanner.core import Scanner
-    from perparb.scanner.once import scan_once
+    from perparb.scanner.once import empty_venues, scan_once
 
     settings = _settings(config, venues, assets, min_edge_bps, set_)
 
-    async def go() -> tuple[list[dict[str, Any]], dict[str, str]]:
+    async def go() -> tuple[list[dict[str, Any]], dict[str, str], dict[str, list[str]]]:
         endpoints: dict[str, dict[str, str]] = {}
         simulator = None
         if sim:
@@ -209,7 +209,6 @@ def scan(
             simulator = Simulator(build_registry(settings), settings.enabled_venues(), settings.assets, seed=seed)
             await simulator.start()
             await asyncio.sleep(0.5)  # a few model steps, so the books differ across venues
-            simulator.pause()
             endpoints = simulator.endpoints()
         for v, vs in settings.venues.items():
             if vs.rest_url or vs.ws_url:
@@ -225,13 +224,22 @@ def scan(
             for key in ("buy_venue", "sell_venue", "long_venue", "short_venue"):
                 if key in r:
                     r[key] = names.get(r[key], r[key])
-        return rows, {names.get(v, v): f"{st.messages} messages" for v, st in engine.status.items()}
+        seen = {names.get(v, v): f"{st.messages} messages" for v, st in engine.status.items()}
+        return rows, seen, empty_venues(engine, names)
 
-    rows, seen = _run(go())
+    rows, seen, empty = _run(go())
+    if empty:  # said first, so that it is never lost under the table
+        err.print("no " + "; ".join(f"{' or '.join(what)} from {v}" for v, what in empty.items()), highlight=False)
     if as_json:
         for r in rows:
             typer.echo(json.dumps(r, sort_keys=True))
-        return
+    else:
+        _scan_table(rows, seen)
+    if empty:
+        raise typer.Exit(1)
+
+
+def _scan_table(rows: list[dict[str, Any]], seen: dict[str, str]) -> None:
     table = Table(title=f"{len(rows)} opportunities ({', '.join(f'{v}: {n}' for v, n in seen.items())})")
     for col in ("kind", "asset", "buy/long", "sell/short", "size", "notional", "net bps", "APR %", "net carry"):
         table.add_column(col)

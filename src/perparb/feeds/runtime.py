@@ -78,6 +78,7 @@ class VenueFeed:
         self.transport: Transport | None = make(self.ws_url, self.rest_url) if make else None
         self._stop = asyncio.Event()
         self._reselected = asyncio.Event()
+        self._keep_state = False
         self._tasks: set[asyncio.Task[object]] = set()
         self._rest_lock = asyncio.Lock()
         self._rest_next = 0.0
@@ -172,7 +173,10 @@ class VenueFeed:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def stop(self) -> None:
+    def stop(self, keep_state: bool = False) -> None:
+        """Close every connection; ``keep_state`` leaves the books and the venue's status as
+        they are (a snapshot taken through the feed, ``scan --once``)."""
+        self._keep_state = keep_state
         self._stop.set()
         for ws in self._sockets:
             if ws is not None:
@@ -220,7 +224,7 @@ class VenueFeed:
                 await asyncio.wait_for(self._stop.wait(), backoff.next())
 
     def _mark_closed(self) -> None:
-        if all(ws is None for ws in self._sockets):
+        if all(ws is None for ws in self._sockets) and not self._keep_state:
             self.engine.set_connected(self.venue, False, time.time_ns())
 
     async def _session(self, n: int, ws: WireConnection, conn: Connection) -> None:
