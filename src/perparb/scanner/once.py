@@ -112,8 +112,13 @@ async def _ccxt_venue(engine: Engine, vid: str, cid: str, ep: dict[str, str], as
         log.warning("%s: no ccxt exchange class %r", vid, cid)
         return False
     transport.exchange.options.update(SWAP_ONLY.get(cid, {}))
+    transport.exchange.has["fetchCurrencies"] = False  # markets are enough; currencies are other calls
     try:
         raw = await transport.fetch(METADATA_PATH)
+    except Exception as exc:  # ccxt failing on an answer it did not expect: the native side reads it
+        log.warning("%s load_markets: %s: %s", vid, type(exc).__name__, exc)
+        raw = None
+    try:
         if raw is None:
             return False
         adapter = venue_class(vid)(Registry())
@@ -125,8 +130,8 @@ async def _ccxt_venue(engine: Engine, vid: str, cid: str, ep: dict[str, str], as
                 books.append(book_message(await ex.fetch_order_book(inst.venue_symbol, depth)))
                 if ex.has.get("fetchFundingRate"):
                     funding.append(funding_message(await ex.fetch_funding_rate(inst.venue_symbol)))
-            except ccxt.BaseError as exc:
-                log.warning("%s %s: %s", vid, inst.venue_symbol, exc)
+            except (ccxt.BaseError, LookupError, TypeError, ValueError) as exc:
+                log.warning("%s %s: %s: %s", vid, inst.venue_symbol, type(exc).__name__, exc)
     finally:
         await transport.close()
     if not books or not funding:

@@ -123,7 +123,9 @@ class SimVenue:
                 fields = {}
             if isinstance(fields, dict) and fields:
                 path = request.path + "?" + urlencode({k: v for k, v in fields.items() if isinstance(v, str)})
-        body = self.metadata.get(path) or self.metadata.get(request.path)
+        # A query the venue's own client does not send (ccxt's status=PreLaunch) gets the list by path.
+        body = (self.metadata.get(path) or self.metadata.get(request.path)
+                or next((b for p, b in self.metadata.items() if p.partition("?")[0] == request.path), None))
         if body is not None:
             return web.Response(body=body, content_type="application/json")
         sym = self.venue.sim_rest_funding(path)

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
@@ -274,6 +275,12 @@ def iso_ns(s: str) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def asked_symbol(path: str, rest_path: str, key: str = "symbol") -> str | None:
+    """The symbol a REST request to the simulator asks for, if it is for ``rest_path``."""
+    url = urlsplit(path)
+    return parse_qs(url.query).get(key, [None])[0] if url.path == rest_path else None
 
 
 def num_text(x: float) -> str:

@@ -18,7 +18,7 @@ import msgspec
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
+from perparb.venues.base import MS, Connection, Venue, asked_symbol, decode_error, num_text
 
 
 class _BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
@@ -342,10 +342,7 @@ class Binance(Venue):
         return _enc.encode({"stream": f"{s.lower()}@markPrice@1s", "data": d}).decode()
 
     def sim_rest_book(self, path: str) -> str | None:
-        url = urlsplit(path)
-        if url.path != "/fapi/v1/depth":
-            return None
-        return parse_qs(url.query).get("symbol", [None])[0]
+        return asked_symbol(path, "/fapi/v1/depth")
 
     def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
                            ts_ms: int) -> bytes:
@@ -354,10 +351,7 @@ class Binance(Venue):
                             "asks": [[num_text(p), num_text(q)] for p, q in asks]})
 
     def sim_rest_funding(self, path: str) -> str | None:
-        url = urlsplit(path)
-        if url.path != "/fapi/v1/premiumIndex":
-            return None
-        return parse_qs(url.query).get("symbol", [None])[0]
+        return asked_symbol(path, "/fapi/v1/premiumIndex")
 
     def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                               ts_ms: int) -> bytes:

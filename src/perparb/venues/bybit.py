@@ -22,7 +22,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error, listing, num_text
+from perparb.venues.base import MS, Connection, Venue, asked_symbol, decode_error, listing, num_text
 
 _INSTRUMENTS_PATH = "/v5/market/instruments-info?category=linear&limit=1000"
 _ARGS_PER_MSG = 10
@@ -404,7 +404,24 @@ class Bybit(Venue):
                 "retExtInfo": {}, "time": 0}
         return {_INSTRUMENTS_PATH: _enc.encode(body)}
 
+    def sim_rest_book(self, path: str) -> str | None:
+        return asked_symbol(path, "/v5/market/orderbook")  # ccxt's fetch_order_book (scan --once)
 
+    def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
+                           ts_ms: int) -> bytes:
+        book = {"s": inst.venue_symbol, "b": [[num_text(p), num_text(q)] for p, q in bids],
+                "a": [[num_text(p), num_text(q)] for p, q in asks], "ts": ts_ms, "u": seq, "seq": seq, "cts": ts_ms}
+        return _enc.encode({"retCode": 0, "retMsg": "OK", "result": book, "time": ts_ms})
+
+    def sim_rest_funding(self, path: str) -> str | None:
+        return asked_symbol(path, "/v5/market/tickers")
+
+    def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                              ts_ms: int) -> bytes:
+        t = {"symbol": inst.venue_symbol, "lastPrice": num_text(mark), "markPrice": num_text(mark),
+             "indexPrice": num_text(index), "fundingRate": f"{rate:.8f}", "nextFundingTime": str(next_ms),
+             "fundingIntervalHour": f"{inst.funding_interval_h:g}"}
+        return _enc.encode({"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": [t]}, "time": ts_ms})
 
 
 register(Bybit)

@@ -16,7 +16,7 @@ fundingTime`` (OKX shortens it for volatile contracts); 2022 messages lack nextF
 from __future__ import annotations
 
 from typing import Generic, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -24,7 +24,7 @@ from perparb.feeds.booksync import Checksum, crc32_interleaved
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, BookText, Connection, Venue, decode_error, listing, num_text
+from perparb.venues.base import MS, BookText, Connection, Venue, asked_symbol, decode_error, listing, num_text
 
 T = TypeVar("T")
 HOUR_MS = 3_600_000
@@ -325,8 +325,7 @@ class Okx(Venue):
         return _enc.encode({"arg": {"channel": "funding-rate", "instId": s}, "data": [d]}).decode()
 
     def sim_rest_book(self, path: str) -> str | None:
-        url = urlsplit(path)
-        return parse_qs(url.query).get("instId", [None])[0] if url.path == "/api/v5/market/books" else None
+        return asked_symbol(path, "/api/v5/market/books", "instId")
 
     def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
                            ts_ms: int) -> bytes:
@@ -334,8 +333,7 @@ class Okx(Venue):
             "asks": [_row(a) for a in asks], "bids": [_row(b) for b in bids], "ts": str(ts_ms)}]})
 
     def sim_rest_funding(self, path: str) -> str | None:
-        url = urlsplit(path)
-        return parse_qs(url.query).get("instId", [None])[0] if url.path == "/api/v5/public/funding-rate" else None
+        return asked_symbol(path, "/api/v5/public/funding-rate", "instId")
 
     def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                               ts_ms: int) -> bytes:
