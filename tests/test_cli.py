@@ -303,7 +303,6 @@ def test_bench_decode_unknown_venue(tmp_path: Path) -> None:
 ])
 def test_bad_config_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cmd: list[str], name: str,
                             text: str, key: str) -> None:
-    # Without PERPARB_HOME, which load_settings wrongly reads as a setting (see test_config.py).
     monkeypatch.delenv("PERPARB_HOME", raising=False)
     path = tmp_path / name
     path.write_text(text)

@@ -149,3 +149,19 @@ def test_busy_port_is_an_error(args: list[str]) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         _fails([*args, "--duration", "30", "--port", str(port)], "api.port", f"127.0.0.1:{port}")
+
+
+def test_unresolvable_host_is_named() -> None:
+    _fails(["demo", "--duration", "30", "--host", "no-such-host.invalid"], "api.host", "no-such-host.invalid")
+
+
+def test_no_assets() -> None:
+    _fails(["demo", "--duration", "0.1", "--set", "assets="], "assets", "at least one asset")
+
+
+def test_error_text_is_not_rich_markup(tmp_path: Path) -> None:
+    missing = tmp_path / "[bold]x.json"
+    result = runner.invoke(cli.app, ["demo", "--set", f"instruments_file={missing}"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert "[bold]x.json" in _oneline(result.stderr)  # shown as given, not read as markup

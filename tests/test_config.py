@@ -130,9 +130,7 @@ def test_env_overrides() -> None:
 
 
 def test_env_overrides_from_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # PERPARB_HOME (set for every test by conftest) is a known problem; see
-    # test_perparb_home_is_not_a_setting.
-    monkeypatch.delenv("PERPARB_HOME", raising=False)
+    # PERPARB_HOME (set for every test by conftest) stays: it names no setting.
     monkeypatch.setenv("PERPARB_SCANNER__MIN_EDGE_BPS", "3")
     monkeypatch.setenv("PERPARB_ASSETS", "btc,eth")
     s = load_settings()

@@ -126,9 +126,10 @@ class Session:
                 await self._start_api()
             except OSError as exc:
                 a = self.settings.api
-                raise ConfigError(f"api.port: cannot serve the API on {a.host}:{a.port}: "
-                                  f"{exc.strerror or exc} (choose another with --port or api.port, "
-                                  "or run without the API: --no-api)") from None
+                host = isinstance(exc, socket.gaierror)  # the name does not resolve
+                key, flag = ("api.host", "--host") if host else ("api.port", "--port")
+                raise ConfigError(f"{key}: cannot serve the API on {a.host}:{a.port}: {exc.strerror or exc} "
+                                  f"(choose another with {flag} or {key}, or run without the API: --no-api)") from None
         self.http = aiohttp.ClientSession()
         for venue in self.engine.adapters:
             ws_url, rest_url = self._urls(venue)

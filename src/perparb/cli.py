@@ -15,6 +15,7 @@ import msgspec
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from perparb.config import ConfigError, Settings, load_settings, venues_from_flag
 from perparb.instruments.snapshot import load_registry
@@ -69,7 +70,7 @@ def _settings(config: Path | None, venues: str | None, assets: str | None,
 
 
 def _config_error(exc: ConfigError) -> NoReturn:
-    err.print(f"[red]error:[/] {exc}", highlight=False, markup=False)
+    err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)  # the text is not markup
     raise typer.Exit(2) from None
 
 

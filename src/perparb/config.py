@@ -141,7 +141,9 @@ class Settings(_Model):
         if isinstance(v, str):
             v = v.split(",")
         if isinstance(v, list):
-            return [str(a).strip().upper() for a in v if str(a).strip()]
+            v = [str(a).strip().upper() for a in v if str(a).strip()]
+            if not v:
+                raise ValueError("name at least one asset, e.g. BTC,ETH")
         return v
 
     def enabled_venues(self) -> list[str]:
