@@ -75,6 +75,10 @@ async def test_a_frozen_venue_makes_health_degraded_naming_it() -> None:
             assert row["bybit"]["data_age_ms"] <= STALE_MS
             # The socket is still up: health saw the frozen data, not a timeout.
             assert row["okx"]["connected"] is True and okx.reconnects == reconnects
+            async with http.get(url + "/metrics") as r:
+                metrics = await r.text()
+            assert 'perparb_venue_stale{venue="okx"} 1.0' in metrics
+            assert 'perparb_venue_stale{venue="bybit"} 0.0' in metrics
             sim.venues["okx"].frozen = False
             await wait_for(lambda: health_is("ok"), what="health back to ok")
             _, rows = await get("/api/venues")

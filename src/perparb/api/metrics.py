@@ -72,6 +72,7 @@ class EngineCollector(Collector):
         for reason, n in sorted(e.scanner.rejections.items()):
             rejected.add_metric([reason], n)
         yield from (opened, open_now, rejected)
+        yield from self._data_health()
         alerts = CounterMetricFamily("perparb_alerts", "Alerts by outcome", labels=["outcome"])
         if self.alerter is not None:
             for outcome, n in sorted(self.alerter.counts.items()):
@@ -80,6 +81,22 @@ class EngineCollector(Collector):
         clients = GaugeMetricFamily("perparb_websocket_clients", "Connected WebSocket clients")
         clients.add_metric([], len(self.hub.clients) if self.hub else 0)
         yield clients
+
+
+    def _data_health(self) -> Iterator[Metric]:
+        from perparb.api.state import venue_health
+
+        age = GaugeMetricFamily("perparb_venue_data_age_seconds",
+                                "Age of the venue's newest price data (engine time)", labels=["venue"])
+        stale = GaugeMetricFamily("perparb_venue_stale",
+                                  "1 when the venue is connected but its data is older than the staleness limit",
+                                  labels=["venue"])
+        for v in self.engine.status:
+            h = venue_health(self.engine, v)
+            if h["data_age_ms"] is not None:
+                age.add_metric([v], max(0.0, h["data_age_ms"] / 1e3))
+            stale.add_metric([v], 1.0 if h["stale"] else 0.0)
+        yield from (age, stale)
 
 
 class Metrics:
