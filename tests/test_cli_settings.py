@@ -142,7 +142,8 @@ def test_nan_threshold(tmp_path: Path) -> None:
     _fails(["run", "--config", str(path)], "scanner.min_edge_bps", "finite")
 
 
-@pytest.mark.parametrize("args", [["serve", "--sim"], ["demo"], ["run", "--venues", "binance"]])
+@pytest.mark.parametrize("args", [["serve", "--sim"], ["serve", "--venues", "binance"], ["demo"],
+                                  ["run", "--venues", "binance"]])
 def test_busy_port_is_an_error(args: list[str]) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

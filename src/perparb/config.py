@@ -99,7 +99,6 @@ class StorageSettings(_Model):
 
 
 DEFAULT_VENUES = ("binance", "okx", "bybit")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _default_venues() -> dict[str, VenueSettings]:
