@@ -148,6 +148,8 @@ class Session:
             if not feed.instruments:
                 log.warning("%s: none of %s is listed; not connecting%s", venue, ",".join(self.settings.assets),
                             "" if loaded else " until its metadata loads")
+                if loaded:  # health names the reason it never connects
+                    self.engine.status[venue].last_error = f"lists none of {','.join(self.settings.assets)}"
                 continue
             self.feeds[venue] = feed
         self.tasks += [asyncio.create_task(f.run()) for f in self.feeds.values()]
