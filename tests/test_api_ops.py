@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,74 @@ async def test_binding_beyond_loopback_without_a_token_logs_a_warning(caplog: py
         await session._start_api()
         await session.stop()
     assert any("0.0.0.0" in r.getMessage() and "without api.token" in r.getMessage() for r in caplog.records)
+
+
+# -- health states from data age ----------------------------------------------------------------
+MS = 1_000_000
+
+
+def _ticker(sym: str, t_ms: int) -> str:
+    return json.dumps({"stream": f"{sym.lower()}@bookTicker", "data": {
+        "e": "bookTicker", "u": 1, "s": sym, "b": "100", "B": "1", "a": "101", "A": "1", "T": t_ms, "E": t_ms}})
+
+
+def _bybit_top(sym: str, t_ms: int) -> str:
+    return json.dumps({"topic": f"orderbook.1.{sym}", "type": "snapshot", "ts": t_ms, "data": {
+        "s": sym, "b": [["100", "1"]], "a": [["101", "1"]], "u": 1, "seq": 1}})
+
+
+def test_health_follows_data_age_per_venue_limit() -> None:
+    t0_ms = int(time.time() * 1000)
+    t0 = t0_ms * MS
+    # binance uses the scanner's 1 s limit, bybit its own 3 s.
+    engine = Engine(load_registry(), ["binance", "bybit"],
+                    Scanner(ScanSettings(max_quote_age_ms=1000, venue_max_age_ms={"bybit": 3000})))
+    for v in ("binance", "bybit"):
+        engine.set_connected(v, True, t0)
+    engine.on_message("binance", _ticker("BTCUSDT", t0_ms + 100), t0 + 100 * MS)
+    engine.on_message("bybit", _bybit_top("BTCUSDT", t0_ms + 100), t0 + 100 * MS)
+    with TestClient(create_app(ApiContext(engine, ApiSettings()))) as c:
+        def health() -> tuple[int, dict]:
+            r = c.get("/health")
+            return r.status_code, r.json()
+
+        engine.advance(t0 + 1000 * MS)  # both 900 ms old
+        code, body = health()
+        assert (code, body["status"], body["reasons"]) == (200, "ok", {})
+        engine.advance(t0 + 1200 * MS)  # binance 1100 ms old > 1000; bybit 1100 < 3000
+        code, body = health()
+        assert (code, body["status"]) == (200, "degraded")
+        assert body["reasons"] == {"binance": "no price data for 1100 ms (limit 1000 ms)"}
+        assert body["components"]["venues"] == {"binance": "stale", "bybit": "connected"}
+        rows = {r["venue"]: r for r in c.get("/api/venues").json()}
+        assert (rows["binance"]["state"], rows["binance"]["stale"], rows["binance"]["data_age_ms"],
+                rows["binance"]["stale_after_ms"]) == ("stale", True, 1100.0, 1000.0)
+        assert (rows["bybit"]["state"], rows["bybit"]["stale"], rows["bybit"]["data_age_ms"],
+                rows["bybit"]["stale_after_ms"]) == ("connected", False, 1100.0, 3000.0)
+        engine.advance(t0 + 3200 * MS)  # bybit 3100 ms old > 3000
+        assert set(health()[1]["reasons"]) == {"binance", "bybit"}
+        # Fresh data clears it.
+        engine.on_message("binance", _ticker("BTCUSDT", t0_ms + 3200), t0 + 3200 * MS)
+        assert set(health()[1]["reasons"]) == {"bybit"}
+        # A disconnected venue is named with its last error.
+        engine.status["bybit"].last_error = "ConnectionRefusedError: refused"
+        engine.set_connected("bybit", False, t0 + 3300 * MS)
+        code, body = health()
+        assert (code, body["status"]) == (200, "degraded")
+        assert body["reasons"] == {"bybit": "disconnected (ConnectionRefusedError: refused)"}
+        engine.set_connected("binance", False, t0 + 3400 * MS)
+        code, body = health()
+        assert (code, body["status"]) == (503, "unavailable")
+
+
+def test_a_connected_venue_that_never_sends_data_turns_stale() -> None:
+    t0 = int(time.time() * 1000) * MS
+    engine = Engine(load_registry(), ["okx"], Scanner(ScanSettings(max_quote_age_ms=500)))
+    engine.set_connected("okx", True, t0)
+    with TestClient(create_app(ApiContext(engine, ApiSettings()))) as c:
+        engine.advance(t0 + 400 * MS)
+        assert c.get("/health").json()["status"] == "ok"
+        engine.advance(t0 + 700 * MS)
+        body = c.get("/health").json()
+        assert body["status"] == "degraded"
+        assert body["reasons"] == {"okx": "no price data since connecting 700 ms ago (limit 500 ms)"}

@@ -166,3 +166,13 @@ def test_error_text_is_not_rich_markup(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
     assert "[bold]x.json" in _oneline(result.stderr)  # shown as given, not read as markup
+
+
+def test_busy_simulator_port_is_an_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        # Venue n listens on port-base + n: the second venue's port is the busy one.
+        _fails(["sim", "--venues", "binance,okx", "--port-base", str(port - 2), "--duration", "30"],
+               "--port-base", "in use")

@@ -168,7 +168,12 @@ def sim(venues: VenuesOpt = None, assets: AssetsOpt = None, seed: int = 7,
 
     async def serve() -> None:
         s = Simulator(build_registry(settings), settings.enabled_venues(), settings.assets, seed=seed)
-        await s.start(base_port=port_base)
+        try:
+            await s.start(base_port=port_base)
+        except OSError as exc:
+            await s.stop()
+            raise ConfigError(f"--port-base: cannot listen for the simulated venues on ports {port_base + 1}-"
+                              f"{port_base + len(s.venues)}: {exc.strerror or exc}") from None
         for v, ep in s.endpoints().items():
             typer.echo(f"{v:10s} ws {ep['ws_url']}  rest {ep['rest_url']}")
         try:
