@@ -180,7 +180,6 @@ async def test_opportunities_table_fills_from_the_simulator(dash: Dash) -> None:
     # The rows are the server's opportunities (a row may have closed in between).
     api = await page.evaluate("() => fetch('/api/opportunities?kind=spread').then(r => r.json())")
     assert {r["id"] for r in rows if r["state"] == "open"} & {o["id"] for o in api}
-    alive = {r["id"]: r["alive_s"] for r in rows}
     await dash.shot("01-opportunities-spread")
 
     # The funding view shows carry rows with APR and net carry.
@@ -192,11 +191,22 @@ async def test_opportunities_table_fills_from_the_simulator(dash: Dash) -> None:
     assert {"Long", "Short", "APR", "Net carry"} <= set(await page.locator("[data-testid=opp-table] th").all_inner_texts())
     await dash.shot("02-opportunities-funding")
 
-    # "Alive" ticks.
+    # "Alive" ticks: read just before waiting, since rows opened before the funding view may
+    # all have closed by now (the simulated spreads last a few seconds).
     await page.click("[data-testid=tab-spread]")
+
+    async def open_spreads() -> dict[str, str]:
+        return {r["id"]: r["alive_s"] for r in await dash.rows() if r["state"] == "open" and r["id"].startswith("spread:")}
+
+    await dash.wait(lambda: _truthy(open_spreads()), what="open spread rows")
+    alive = await open_spreads()
     await asyncio.sleep(1.5)
     later = {r["id"]: r["alive_s"] for r in await dash.rows() if r["state"] == "open"}
     assert any(i in later and later[i] != alive[i] for i in alive), (alive, later)
+
+
+async def _truthy(aw: Awaitable[object]) -> bool:
+    return bool(await aw)
 
 
 async def _has_rows(dash: Dash) -> bool:
