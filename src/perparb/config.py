@@ -24,6 +24,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from perparb.trading_settings import (
+    ExecutionSettings,
+    PaperSettings,
+    RiskSettings,
+    Strategies,
+    default_strategies,
+)
 from perparb.venues import venue_class, venue_ids
 
 
@@ -112,6 +119,10 @@ class Settings(_Model):
     api: ApiSettings = ApiSettings()
     storage: StorageSettings = StorageSettings()
     alerts: AlertSettings = AlertSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    risk: RiskSettings = RiskSettings()
+    paper: PaperSettings = PaperSettings()
+    strategies: Strategies = Field(default_factory=default_strategies)
     instruments_file: Path | None = None
     # Mapping overrides (BASE:NATIVE_SYMBOL:venue lines, TOML, YAML, JSON or CSV); reloaded
     # when the file changes or on POST /api/config/reload.
