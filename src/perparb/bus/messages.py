@@ -52,11 +52,12 @@ class TradeIntent(Message, tag="intent"):
     id: str
     ts_ns: int
     strategy: str
-    action: str  # open | close | unwind | flatten
+    action: str  # open | close | unwind | hedge | flatten
     asset: str
     legs: list[Leg]
     opportunity_id: str = ""
     reason: str = ""  # why (entry edge, convergence, stop, time limit, kill switch ...)
+    parent_id: str = ""  # the pair intent a leg-risk follow-up (unwind, hedge) belongs to
 
 
 class Order(Message, tag="order"):

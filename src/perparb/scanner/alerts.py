@@ -107,9 +107,20 @@ class Alerter:
         title, body = describe(o)
         alert = Alert(ts_ns=o.ts_ns, rule=rule.name, kind=o.kind, asset=o.asset, buy_venue=o.buy_venue,
                       sell_venue=o.sell_venue, title=title, body=body, opportunity_id=o.id)
+        self._send(alert)
+
+    def notify(self, ts_ns: int, kind: str, asset: str, title: str, body: str, venues: tuple[str, str] = ("", ""),
+               ref: str = "") -> None:
+        """An alert that is not about an opportunity (leg risk, the kill switch): no rule, no
+        cooldown; delivered like the others."""
+        self._send(Alert(ts_ns=ts_ns, rule=kind, kind=kind, asset=asset, buy_venue=venues[0], sell_venue=venues[1],
+                         title=title, body=body, opportunity_id=ref))
+
+    def _send(self, alert: Alert) -> None:
+        title = alert.title
         self.recent.append(alert)
         self.counts["sent"] += 1
-        log.warning("ALERT %s: %s", title, body)
+        log.warning("ALERT %s: %s", title, alert.body)
         if self.urls:
             self._start()
             try:
