@@ -146,7 +146,7 @@ def test_margin_and_liquidation_distance() -> None:
     assert not engine.submit(_pair(qty=1.8))
     assert tape.of(RiskReject)[-1].reason == "insufficient_margin"
     # distance = equity / notional - maintenance = 10,000 / 60,000 - 0.05 = 11.67 % < 12 %
-    bus, view, engine, tape, venue, _ = _world(loose(max_leverage=20, min_liquidation_distance=0.12),
+    _, _, engine, tape, _, _ = _world(loose(max_leverage=20, min_liquidation_distance=0.12),
                                                    collateral=10_000.0)
     assert not engine.submit(_pair(qty=1.0))
     assert tape.of(RiskReject)[-1].reason == "liquidation_distance"
