@@ -141,7 +141,7 @@ def test_pre_trade_limits(risk: RiskSettings, qty: float, reason: str) -> None:
 def test_margin_and_liquidation_distance() -> None:
     # 10,000 collateral, initial margin 10 %: 30,000 of notional needs 3,000 -> fine; 1.8 BTC
     # (108,000) needs 10,800 > 10,000 -> refused (leverage allowed up to 20x here).
-    bus, view, engine, tape, venue, _ = _world(loose(max_leverage=20, min_liquidation_distance=0.0),
+    _, _, engine, tape, _, _ = _world(loose(max_leverage=20, min_liquidation_distance=0.0),
                                                    collateral=10_000.0)
     assert not engine.submit(_pair(qty=1.8))
     assert tape.of(RiskReject)[-1].reason == "insufficient_margin"
