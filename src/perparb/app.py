@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -30,6 +30,9 @@ from perparb.scanner.alerts import Alerter, AlertRule
 from perparb.scanner.core import Scanner, ScanSettings
 from perparb.store.capture import CaptureWriter
 from perparb.view import render
+
+if TYPE_CHECKING:
+    from perparb.paper.assembly import Trading
 
 log = logging.getLogger("perparb")
 
@@ -77,6 +80,15 @@ def build_alerter(settings: Settings) -> Alerter | None:
     return Alerter(rules, [u.get_secret_value() for u in a.urls], a.cooldown_s)
 
 
+def build_paper(settings: Settings, engine: Engine, alerter: Alerter | None = None) -> Trading | None:
+    """Paper trading over the engine when ``paper.enabled`` and ``execution.mode = "paper"``."""
+    if not settings.paper.enabled or settings.execution.mode != "paper":
+        return None
+    from perparb.paper import build_trading
+
+    return build_trading(settings, engine, alerter=alerter, venues=settings.enabled_venues())
+
+
 class Session:
     """One engine with its venue feeds."""
 
@@ -109,6 +121,7 @@ class Session:
         self.alerter = build_alerter(settings)
         if self.alerter is not None:
             self.engine.scanner.listeners.append(self.alerter)
+        self.trading = build_paper(settings, self.engine, self.alerter)
 
     def _urls(self, venue: str) -> tuple[str, str]:
         adapter = self.engine.adapters[venue]
@@ -300,6 +313,8 @@ class Session:
                 await asyncio.sleep(SWEEP_NS / 1e9)
                 self.engine.advance(time.time_ns())
                 self.engine.scanner.sweep(self.engine.now_ns, self.engine.status)
+                if self.trading is not None:
+                    self.trading.on_tick(self.engine.now_ns)
                 self.rates.sample(self.engine, time.time_ns())
                 if self._overrides_changed():
                     log.warning("instrument overrides changed: %s", self.apply_overrides())
@@ -330,6 +345,7 @@ class Session:
             "rejections": dict(sorted(e.scanner.rejections.items())),
             "duration_s": round((time.time_ns() - self.started_ns) / 1e9, 3),
             "venues": venues,
+            **({"paper": self.trading.summary()} if self.trading is not None else {}),
         }
 
 

@@ -51,7 +51,6 @@ class PaperSettings(_Model):
                                                             "USD": 100_000.0}
     margin: MarginRates = MarginRates()
     venue_margin: dict[str, MarginRates] = {}  # per-venue margin rates
-    ledger: str | None = None  # journal path (SQLite); default under $PERPARB_HOME
 
 
 class RiskSettings(_Model):

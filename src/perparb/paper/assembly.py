@@ -1,0 +1,126 @@
+"""The trading pipeline assembled over one engine: scanner → strategies → risk → execution.
+
+``build_trading`` makes the bus subscribers (risk first, so it sees an intent before the
+strategies' bookkeeping does; then the strategies; then simulated execution) and hooks the
+scanner's lifecycle to publish ``OpportunityEvent`` on ``opportunities``. The session (demo,
+run, serve) and replay call ``on_tick`` on every sweep, which is the strategies' and the
+risk engine's clock; order arrival and leg timeouts are engine timers (``call_at``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from perparb.bus import EXECUTIONS, OPPORTUNITIES, ORDERS, Bus, InProcessBus
+from perparb.bus.messages import Fill, KillSwitch, LegRiskEvent, Message, OpportunityEvent, Order
+from perparb.engine import Engine
+from perparb.execution.sim import SimExecution, SimSettings
+from perparb.model import Instrument, Opportunity
+from perparb.paper.market import EngineView
+from perparb.paper.strategies import StrategyRunner
+from perparb.risk import RiskEngine
+
+if TYPE_CHECKING:
+    from perparb.config import Settings
+    from perparb.scanner.alerts import Alerter
+
+log = logging.getLogger("perparb.paper")
+
+
+class Trading:
+    def __init__(self, settings: Settings, engine: Engine, bus: Bus | None = None,
+                 alerter: Alerter | None = None, venues: list[str] | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bus: Bus = bus or InProcessBus()
+        self.view = EngineView(engine)
+        self.alerter = alerter
+        venues = sorted(engine.adapters) if venues is None else venues
+        ex = settings.execution
+        self.risk = RiskEngine(self.bus, self.view, settings.risk, ex, settings.paper, venues,
+                               contracts=lambda: engine.books.keys(), alert=self._alert)
+        self.strategies = StrategyRunner(self.bus, self.view, settings.strategies, self.resolve)
+        self.execution = SimExecution(self.bus, self.view, venues, SimSettings(
+            latency_ms=ex.latency_ms, venue_latency_ms=dict(ex.venue_latency_ms), taker_fee=dict(ex.taker_fee),
+            maker_fee=dict(ex.maker_fee), post_only_tif_ms=ex.post_only_tif_ms))
+        self.counts: Counter[str] = Counter()  # orders, fills
+        self.fills: list[Fill] = []  # kept for --fills-out and summaries (bounded)
+        self.fill_listeners: list[Any] = []
+        self._symbols: dict[tuple[str, str], Instrument] = {}
+        self.bus.subscribe(ORDERS, self._count)
+        self.bus.subscribe(EXECUTIONS, self._count)
+        engine.scanner.listeners.append(self.on_opportunity)
+
+    # -- wiring ---------------------------------------------------------------------------
+    def on_opportunity(self, event: str, opp: Opportunity) -> None:
+        self.bus.publish(OPPORTUNITIES, OpportunityEvent(event=event, opp=opp))
+
+    def on_tick(self, now: int) -> None:
+        self.strategies.on_tick(now)
+        self.risk.on_tick(now)
+
+    def add_venue(self, venue: str) -> None:
+        """A venue that appeared after start (replay meets them as records arrive)."""
+        if venue not in self.execution.venues:
+            self.execution.venues = self.execution.venues | {venue}
+            self.risk.venues = sorted({*self.risk.venues, venue})
+
+    def resolve(self, venue: str, symbol: str) -> Instrument | None:
+        """The venue's contract for a canonical symbol (the one the scanner quotes)."""
+        key = (venue, symbol)
+        hit = self._symbols.get(key)
+        if hit is not None:
+            return hit
+        adapter = self.engine.adapters.get(venue)
+        table = adapter.table if adapter is not None else self.engine.registry.venue_table(venue)
+        for vs in sorted(table):
+            inst = table[vs]
+            if inst.symbol == symbol and (venue, vs) in self.engine.books:
+                self._symbols[key] = inst
+                return inst
+        return None
+
+    def _count(self, msg: Message) -> None:
+        if isinstance(msg, Order):
+            self.counts["orders"] += 1
+        elif isinstance(msg, Fill):
+            self.counts["fills"] += 1
+            for listener in self.fill_listeners:
+                listener(msg)
+
+    def _alert(self, title: str, text: str, msg: LegRiskEvent | KillSwitch) -> None:
+        if self.alerter is None:
+            return  # the risk engine has logged it at WARNING
+        if isinstance(msg, LegRiskEvent):
+            self.alerter.notify(msg.ts_ns, "leg_risk", msg.symbol.split("/")[0], title, text, (msg.venue, ""),
+                                msg.intent_id)
+        else:
+            self.alerter.notify(msg.ts_ns, "kill_switch", "", title, text)
+
+    # -- reading --------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """The ``paper`` object of ``demo --json`` (money in the quote currency, USD-equivalent)."""
+        ex = self.risk.exposure
+        rejections = {k: v for k, v in self.risk.rejection_counts().items() if v}
+        rejections.update({f"execution_{k}": v for k, v in sorted(self.execution.rejections.items()) if v})
+        return {
+            "orders": self.counts["orders"],
+            "fills": self.counts["fills"],
+            "open_positions": [{"venue": p.venue, "symbol": p.symbol, "qty": p.qty, "avg_entry_px": p.avg_px}
+                               for p in ex.open_positions()],
+            "realized_pnl": ex.realized,
+            "unrealized_pnl": ex.unrealized(),
+            "funding_pnl": ex.funding,
+            "fees": ex.fees,
+            "rejections": dict(sorted(rejections.items())),
+            "leg_risk": dict(sorted(self.risk.guard.counts.items())),
+            "kill_switch": self.risk.state(),
+            "strategies": {s.name: dict(sorted(s.counts.items())) for s in self.strategies.strategies},
+        }
+
+
+def build_trading(settings: Settings, engine: Engine, bus: Bus | None = None, alerter: Alerter | None = None,
+                  venues: list[str] | None = None) -> Trading:
+    return Trading(settings, engine, bus, alerter, venues)
