@@ -200,7 +200,7 @@ class Session:
         warning = exposure_warning(self.settings.api)
         if warning:
             log.warning("%s", warning)
-        ctx = ApiContext(self.engine, self.settings.api, self.rates, self.alerter, self.reload)
+        ctx = ApiContext(self.engine, self.settings.api, self.rates, self.alerter, self.reload, trading=self.trading)
         self.api_context = ctx
         app = create_app(ctx)
         a = self.settings.api

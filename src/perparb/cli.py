@@ -265,6 +265,11 @@ def replay(
         help="Write every opportunity lifecycle event here, one JSON object per line.")] = None,
     config: ConfigOpt = None, min_edge_bps: EdgeOpt = None, set_: SetOpt = None,
     as_json: JsonOpt = False,
+    paper: Annotated[bool, typer.Option(
+        "--paper", help="Paper-trade the capture with the configured strategies, risk and simulated execution.")]
+    = False,
+    fills_out: Annotated[Path | None, typer.Option(
+        help="With --paper: write every fill here, one JSON object per line (implies --paper).")] = None,
 ) -> None:
     """Run captures through the same decoders, books and scanner as live, in recorded time."""
     from perparb.app import build_registry, scan_settings
@@ -278,12 +283,16 @@ def replay(
     except ConfigError as exc:
         _config_error(exc)
     out = opportunities_out.open("wb") if opportunities_out else None
+    fills = fills_out.open("wb") if fills_out else None
     report = ReadReport()
     try:
-        summary = run_replay(captures, Scanner(scan_settings(settings)), registry, out, report)
+        summary = run_replay(captures, Scanner(scan_settings(settings)), registry, out, report,
+                             paper=settings if paper or fills is not None else None, fills_out=fills)
     finally:
         if out:
             out.close()
+        if fills:
+            fills.close()
     for problem in report.problems:  # each names its file (and line); the replay went on
         err.print(problem, highlight=False, markup=False, soft_wrap=True)
     more = report.bad_lines + report.truncated + len(report.unreadable) - len(report.problems)
@@ -292,9 +301,60 @@ def replay(
     if as_json:
         typer.echo(json.dumps(summary, sort_keys=True))
     else:
-        typer.echo(" ".join(f"{k}: {v}" for k, v in summary.items()))
+        typer.echo(" ".join(f"{k}: {v}" for k, v in summary.items() if k != "paper"))
+        if "paper" in summary:
+            p = summary["paper"]
+            typer.echo(f"paper: orders {p['orders']} fills {p['fills']} open legs {len(p['open_positions'])} "
+                       f"realized {p['realized_pnl']:.2f} funding {p['funding_pnl']:.2f} fees {p['fees']:.2f}")
     if report.unreadable:
         raise typer.Exit(1)
+
+
+UrlOpt = Annotated[str | None, typer.Option(
+    help="The running API (default http://<api.host>:<api.port> from the configuration).")]
+TokenOpt = Annotated[str | None, typer.Option(
+    help="Bearer token (default api.token from the configuration or PERPARB_API__TOKEN).", show_default=False)]
+
+
+def _post(url: str | None, token: str | None, config: Path | None, path: str, body: dict[str, Any]) -> None:
+    import urllib.error
+    import urllib.request
+
+    settings = _settings(config, None, None)
+    a = settings.api
+    host = "127.0.0.1" if a.host in ("0.0.0.0", "::") else a.host
+    base = (url or f"http://{host}:{a.port}").rstrip("/")
+    token = token or (a.token.get_secret_value() if a.token else None)
+    if not token:
+        err.print("[red]error:[/] no token: pass --token or set api.token (PERPARB_API__TOKEN)")
+        raise typer.Exit(2)
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            typer.echo(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        err.print(f"[red]error:[/] {base}{path}: HTTP {exc.code}: {exc.read().decode()[:300]}", highlight=False,
+                  markup=False)
+        raise typer.Exit(1) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        err.print(f"[red]error:[/] cannot reach {base}: {reason}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def kill(flatten: Annotated[bool, typer.Option("--flatten", help="Also close every position.")] = False,
+         reason: Annotated[str, typer.Option(help="Recorded with the kill switch event.")] = "manual",
+         url: UrlOpt = None, token: TokenOpt = None, config: ConfigOpt = None) -> None:
+    """Engage the kill switch of a running perparb (POST /api/paper/kill): no new orders."""
+    _post(url, token, config, "/api/paper/kill", {"reason": reason, **({"flatten": True} if flatten else {})})
+
+
+@app.command()
+def resume(url: UrlOpt = None, token: TokenOpt = None, config: ConfigOpt = None) -> None:
+    """Release the kill switch of a running perparb (POST /api/paper/resume)."""
+    _post(url, token, config, "/api/paper/resume", {})
 
 
 @app.command()

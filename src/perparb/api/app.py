@@ -11,7 +11,7 @@ import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket
@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 
 from perparb.api import state
 from perparb.api.hub import Hub
@@ -28,6 +29,9 @@ from perparb.config import ApiSettings, ConfigError
 from perparb.engine import Engine
 from perparb.scanner.alerts import Alerter
 from perparb.scanner.legs import REASONS
+
+if TYPE_CHECKING:
+    from perparb.paper.assembly import Trading
 
 STATIC = Path(__file__).with_name("static")
 
@@ -40,7 +44,7 @@ class ApiContext:
 
     def __init__(self, engine: Engine, settings: ApiSettings, rates: state.Rates | None = None,
                  alerter: Alerter | None = None, reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
-                 extra: dict[str, Callable[[], Any]] | None = None) -> None:
+                 extra: dict[str, Callable[[], Any]] | None = None, trading: Trading | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.rates = rates or state.Rates()
@@ -48,8 +52,15 @@ class ApiContext:
         self.reload = reload
         self.series = state.SpreadSeries()
         self.hub = Hub(engine, self.rates, alerter, self.series)
-        self.metrics = Metrics(engine, self.hub, alerter)
+        self.trading = trading
+        self.metrics = Metrics(engine, self.hub, alerter, trading)
         self.extra = extra or {}
+
+
+class KillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flatten: bool | None = Field(default=None, description="Also close every position (default: risk.flatten_on_kill)")
+    reason: str = Field(default="manual", pattern=r"^[A-Za-z0-9_. :-]{1,60}$")
 
 
 def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
@@ -201,6 +212,22 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
             return await ctx.reload()
         except ConfigError as exc:  # the running settings stay as they were
             raise HTTPException(400, f"configuration not reloaded: {exc}") from None
+
+    def risk() -> Any:
+        if ctx.trading is None:
+            raise HTTPException(409, "paper trading is not running (paper.enabled is false or execution.mode is live)")
+        return ctx.trading.risk
+
+    @app.post("/api/paper/kill", dependencies=[Depends(write_access)])
+    def paper_kill(body: KillRequest | None = None) -> dict[str, Any]:
+        """Kill switch: no new orders that open risk; with ``flatten``, close every position."""
+        req = body or KillRequest()
+        return dict(risk().kill(req.reason, req.flatten))
+
+    @app.post("/api/paper/resume", dependencies=[Depends(write_access)])
+    def paper_resume() -> dict[str, Any]:
+        """Release the kill switch."""
+        return dict(risk().resume())
 
     @app.get("/metrics", dependencies=read)
     def metrics() -> Response:

@@ -17,6 +17,7 @@ from perparb.model import Opportunity
 if TYPE_CHECKING:
     from perparb.api.hub import Hub
     from perparb.engine import Engine
+    from perparb.paper.assembly import Trading
     from perparb.scanner.alerts import Alerter
 
 
@@ -82,7 +83,6 @@ class EngineCollector(Collector):
         clients.add_metric([], len(self.hub.clients) if self.hub else 0)
         yield clients
 
-
     def _data_health(self) -> Iterator[Metric]:
         from perparb.api.state import venue_health
 
@@ -99,10 +99,55 @@ class EngineCollector(Collector):
         yield from (age, stale)
 
 
+class TradingCollector(Collector):
+    """Paper trading: orders, fills, every risk refusal by reason (0 when none), execution
+    rejections, leg risk, the kill switch and the portfolio figures risk watches."""
+
+    def __init__(self, trading: Trading) -> None:
+        self.trading = trading
+
+    def collect(self) -> Iterator[Metric]:
+        t = self.trading
+        risk = t.risk
+        orders = CounterMetricFamily("perparb_paper_orders", "Orders sent (paper)")
+        orders.add_metric([], t.counts["orders"])
+        fills = CounterMetricFamily("perparb_paper_fills", "Fills (paper)")
+        fills.add_metric([], t.counts["fills"])
+        refused = CounterMetricFamily("perparb_risk_rejections", "Intents refused by the risk engine, by reason",
+                                      labels=["reason"])
+        for reason, n in risk.rejection_counts().items():
+            refused.add_metric([reason], n)
+        approved = CounterMetricFamily("perparb_risk_approved", "Intents the risk engine approved")
+        approved.add_metric([], risk.approved)
+        venue = CounterMetricFamily("perparb_execution_rejections", "Orders the (simulated) venue rejected, by reason",
+                                    labels=["reason"])
+        for reason, n in sorted(t.execution.rejections.items()):
+            venue.add_metric([reason], n)
+        legs = CounterMetricFamily("perparb_leg_risk_events", "Pairs whose legs did not fill alike, by action",
+                                   labels=["action"])
+        for action in ("unwind", "hedge", "none"):
+            legs.add_metric([action], risk.guard.counts.get(action, 0))
+        unhedged = GaugeMetricFamily("perparb_unhedged_pairs", "Pairs left with one leg unhedged now")
+        unhedged.add_metric([], len(risk.guard.unhedged()))
+        killed = GaugeMetricFamily("perparb_kill_switch_engaged", "1 while the kill switch is engaged")
+        killed.add_metric([], 1.0 if risk.killed else 0.0)
+        equity = GaugeMetricFamily("perparb_paper_equity", "Equity of the paper accounts (quote currency)")
+        equity.add_metric([], risk.equity())
+        var = GaugeMetricFamily("perparb_var", "Value at risk of the current positions (quote currency)",
+                                labels=["method"])
+        for method, v in (("historical", risk.var_historical), ("parametric", risk.var_parametric)):
+            if v is not None:
+                var.add_metric([method], v)
+        yield from (orders, fills, refused, approved, venue, legs, unhedged, killed, equity, var)
+
+
 class Metrics:
-    def __init__(self, engine: Engine, hub: Hub | None = None, alerter: Alerter | None = None) -> None:
+    def __init__(self, engine: Engine, hub: Hub | None = None, alerter: Alerter | None = None,
+                 trading: Trading | None = None) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(EngineCollector(engine, hub, alerter))
+        if trading is not None:
+            self.registry.register(TradingCollector(trading))
         self.latency = Histogram(
             "perparb_tick_to_opportunity_seconds", "From receiving the message that changed an opportunity "
             "to publishing it", registry=self.registry,

@@ -1,0 +1,87 @@
+"""The assembled pipeline: scanner → strategies → risk → simulated execution on a real engine,
+the demo's paper summary, and paper replays that are byte-identical across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perparb.bus import TRADE_ORDERS
+from perparb.bus.messages import Fill, Leg, LegRiskEvent, OrderUpdate, TradeIntent
+from perparb.config import Settings
+from perparb.paper import build_trading
+from perparb.replay import FILL_KEYS
+from perparb.scanner.alerts import Alerter
+from tests.paper_helpers import MS, T0, Market, Tape, inst
+
+PERPARB = str(Path(sys.executable).with_name("perparb"))
+
+
+def test_one_leg_refused_by_the_venue_is_unwound_through_the_simulator() -> None:
+    bn = inst("binance", "BTCUSDT", lot_size=0.001)
+    # okx refuses anything under 100,000 of notional: the short leg will be rejected at arrival
+    ok = inst("okx", "BTC-USDT-SWAP", contract_size=0.01, lot_size=1.0, min_notional=100_000.0)
+    m = Market(bn, ok)
+    m.snapshot(bn, [(59_990.0, 2.0)], [(60_010.0, 0.3), (60_020.0, 1.0)], T0)
+    m.snapshot(ok, [(60_050.0, 2.0)], [(60_070.0, 2.0)], T0)
+    alerter = Alerter([])
+    trading = build_trading(Settings(strategies=[]), m.engine, alerter=alerter, venues=["binance", "okx"])
+    tape = Tape(trading.bus, "executions", "risk")
+    trading.bus.publish(TRADE_ORDERS, TradeIntent(
+        id="t-1", ts_ns=T0, strategy="test", action="open", asset="BTC",
+        legs=[Leg(venue="binance", symbol=bn.symbol, venue_symbol=bn.venue_symbol, side="buy", qty=0.5),
+              Leg(venue="okx", symbol=ok.symbol, venue_symbol=ok.venue_symbol, side="sell", qty=0.5)]))
+    m.advance(T0 + 50 * MS)  # both arrive: binance fills, okx rejects; the unwind is sent
+    assert [u.status for u in tape.of(OrderUpdate)] == ["filled", "rejected"]
+    (ev,) = tape.of(LegRiskEvent)
+    assert ev.action == "unwind" and ev.unhedged_qty == pytest.approx(0.5)
+    m.advance(T0 + 100 * MS)  # the unwind arrives
+    fills = [(f.venue, f.side, f.qty, f.px) for f in tape.of(Fill)]
+    # buy walks the asks (0.3 @ 60,010, 0.2 @ 60,020); the unwind sells 0.5 into the 59,990 bid
+    assert fills == [("binance", "buy", pytest.approx(0.3), 60_010.0), ("binance", "buy", pytest.approx(0.2), 60_020.0),
+                     ("binance", "sell", pytest.approx(0.5), 59_990.0)]
+    assert trading.risk.exposure.open_positions() == []
+    assert trading.summary()["leg_risk"] == {"unwind": 1}
+    assert [a.kind for a in alerter.recent] == ["leg_risk"]
+    # realized: 0.3 * (59,990 - 60,010) + 0.2 * (59,990 - 60,020) = -12
+    assert trading.summary()["realized_pnl"] == pytest.approx(-12.0)
+
+
+def test_demo_json_shows_paper_fills() -> None:
+    out = subprocess.run([PERPARB, "demo", "--duration", "20", "--json", "--no-api"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    paper = json.loads(out.stdout)["paper"]
+    assert {"orders", "fills", "open_positions", "realized_pnl", "funding_pnl", "fees", "rejections"} <= set(paper)
+    assert paper["fills"] > 0 and paper["orders"] > 0
+    assert paper["fees"] > 0  # taker fees on every fill
+
+
+async def test_paper_replay_is_byte_identical_across_processes(tmp_path: Path) -> None:
+    from perparb.app import demo
+    from perparb.config import load_settings
+
+    settings = load_settings(None, {"venues": ["binance", "okx", "bybit"], "assets": "BTC,ETH,SOL",
+                                    "storage.capture": "true", "storage.dir": str(tmp_path)}, env={})
+    await demo(settings, 8.0, seed=7, view=False)
+    [cap] = list(tmp_path.glob("capture-*.jsonl.zst"))
+    outs = []
+    for seed in ("1", "987"):
+        dest = tmp_path / f"fills-{seed}.jsonl"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        r = subprocess.run([PERPARB, "replay", str(cap), "--paper", "--fills-out", str(dest), "--json"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        outs.append((dest.read_bytes(), json.loads(r.stdout)["paper"]))
+    (a, sa), (b, sb) = outs
+    assert a == b and sa == sb
+    rows = [json.loads(line) for line in a.splitlines()]
+    assert len(rows) == sa["fills"] > 0
+    assert all(tuple(r) == FILL_KEYS for r in rows)
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert all(r["qty"] > 0 and r["px"] > 0 and r["side"] in ("buy", "sell") for r in rows)
