@@ -10,13 +10,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from tests.paper_helpers import T0, Market, Tape, inst
 
 from perparb.api.app import ApiContext, create_app
 from perparb.bus import TRADE_ORDERS
 from perparb.bus.messages import KillSwitch, Leg, TradeIntent
 from perparb.config import ApiSettings, Settings
 from perparb.paper import build_trading
-from tests.paper_helpers import T0, Market, Tape, inst
 
 PERPARB = str(Path(sys.executable).with_name("perparb"))
 
@@ -59,7 +59,7 @@ def test_kill_and_resume_over_the_api_need_the_token_and_show_in_metrics() -> No
 class _Recorder(BaseHTTPRequestHandler):
     seen: list[tuple[str, str, dict[str, object]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (the http.server hook's name)
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         self.seen.append((self.path, self.headers.get("Authorization", ""), body))
         out = json.dumps({"killed": self.path.endswith("kill")}).encode()

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.paper_helpers import MS, T0, Market, Tape, inst
 
 from perparb.bus import TRADE_ORDERS
 from perparb.bus.messages import Fill, Leg, LegRiskEvent, OrderUpdate, TradeIntent
@@ -17,7 +18,6 @@ from perparb.config import Settings
 from perparb.paper import build_trading
 from perparb.replay import FILL_KEYS
 from perparb.scanner.alerts import Alerter
-from tests.paper_helpers import MS, T0, Market, Tape, inst
 
 PERPARB = str(Path(sys.executable).with_name("perparb"))
 
