@@ -149,7 +149,7 @@ class Scanner:
         key = (venue, venue_symbol)
         for asset, legs in list(self.legs.items()):
             if legs.pop(key, None) is not None:
-                for oid in [o for o in self.lifecycle.ids(asset) if venue in o.split(":")[2:]]:
+                for oid in sorted(o for o in self.lifecycle.ids(asset) if venue in o.split(":")[2:]):
                     self.lifecycle.close(oid, self.lifecycle.active[oid].ts_ns, "remapped")
                 if not legs:
                     del self.legs[asset]
@@ -294,7 +294,7 @@ class Scanner:
         ids = lc.by_asset.get(asset)
         if ids:
             active = lc.active
-            for oid in [o for o in ids if o not in found]:
+            for oid in sorted(o for o in ids if o not in found):  # sorted: a set's order varies by process
                 o = active[oid]
                 if o.kind == kind and (venue is None or o.buy_venue == venue or o.sell_venue == venue):
                     lc.close(oid, now_ns, self._why.get(oid, "no_gap"))
@@ -315,7 +315,7 @@ class Scanner:
                     self.ambiguous.pop(key, None)
             if not legs:
                 del self.legs[asset]
-                for oid in list(self.lifecycle.ids(asset)):
+                for oid in sorted(self.lifecycle.ids(asset)):
                     self.lifecycle.close(oid, now_ns, "evicted")
                 continue
             self.check_ambiguity(asset)
