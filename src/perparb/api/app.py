@@ -218,6 +218,15 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
             raise HTTPException(409, "paper trading is not running (paper.enabled is false or execution.mode is live)")
         return ctx.trading.risk
 
+    @app.get("/api/paper", dependencies=read)
+    def paper() -> dict[str, Any]:
+        """Paper trading at a glance: PnL split, open legs, counts, refusals, the kill switch
+        and the risk limits with their utilisation (``enabled: false`` when it is off)."""
+        t = ctx.trading
+        if t is None:
+            return {"enabled": False}
+        return t.overview()
+
     @app.post("/api/paper/kill", dependencies=[Depends(write_access)])
     def paper_kill(body: KillRequest | None = None) -> dict[str, Any]:
         """Kill switch: no new orders that open risk; with ``flatten``, close every position."""

@@ -100,6 +100,11 @@ class Trading:
             self.alerter.notify(msg.ts_ns, "kill_switch", "", title, text)
 
     # -- reading --------------------------------------------------------------------------
+    def overview(self) -> dict[str, Any]:
+        """``GET /api/paper``: the summary, open legs with marks, each strategy's positions,
+        and the risk engine's limits and utilisation."""
+        return _overview(self)
+
     def summary(self) -> dict[str, Any]:
         """The ``paper`` object of ``demo --json`` (money in the quote currency, USD-equivalent)."""
         ex = self.risk.exposure
@@ -119,6 +124,22 @@ class Trading:
             "kill_switch": self.risk.state(),
             "strategies": {s.name: dict(sorted(s.counts.items())) for s in self.strategies.strategies},
         }
+
+
+def _overview(t: Trading) -> dict[str, Any]:
+    ex = t.risk.exposure
+    positions = []
+    for p in ex.open_positions():
+        mark = ex.px(p.venue, p.venue_symbol, p.avg_px)
+        positions.append({"asset": p.asset, "venue": p.venue, "symbol": p.symbol, "side": "long" if p.qty > 0 else "short",
+                          "size_base": abs(p.qty), "avg_entry_px": p.avg_px, "mark_px": mark,
+                          "unrealized_pnl": p.qty * (mark - p.avg_px)})
+    s = t.summary()
+    return {"enabled": True,
+            "pnl": {"realized": s["realized_pnl"], "unrealized": s["unrealized_pnl"], "funding": s["funding_pnl"],
+                    "fees": -s["fees"]},
+            "positions": positions, "orders": s["orders"], "fills": s["fills"], "rejections": s["rejections"],
+            "strategies": t.strategies.snapshot(), "risk": t.risk.snapshot()}
 
 
 def build_trading(settings: Settings, engine: Engine, bus: Bus | None = None, alerter: Alerter | None = None,
