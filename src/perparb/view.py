@@ -12,6 +12,7 @@ from perparb.feeds.booksync import SYNCED
 
 if TYPE_CHECKING:
     from perparb.app import Session
+    from perparb.paper.assembly import Trading
 
 
 def render(session: Session) -> Group:
@@ -42,4 +43,35 @@ def render(session: Session) -> Group:
                       f"{o.short_rate / o.short_interval_h * 100:.4f}%", f"{o.apr * 100:.1f}",
                       f"[bold green]{o.net_carry_quote:,.2f}[/]", f"{o.horizon_h:g}", f"{o.basis_bps:.1f}")
     rej = ", ".join(f"{k} {v}" for k, v in sorted(e.scanner.rejections.items())) or "none"
-    return Group(venues, opps, carry, f"suppressed candidates: {rej}    opportunities opened: {e.scanner.opened}")
+    parts: list[object] = [venues, opps, carry]
+    if session.trading is not None:
+        parts.append(_paper(session.trading))
+    parts.append(f"suppressed candidates: {rej}    opportunities opened: {e.scanner.opened}")
+    return Group(*parts)  # type: ignore[arg-type]
+
+
+def _money(x: float) -> str:
+    colour = "green" if x > 0 else "red" if x < 0 else "white"
+    return f"[{colour}]{x:,.2f}[/]"
+
+
+def _paper(t: Trading) -> Table:
+    s = t.summary()
+    kill = t.risk.state()
+    title = (f"paper trading: {s['orders']} orders, {s['fills']} fills; realized {_money(s['realized_pnl'])}, "
+             f"unrealized {_money(s['unrealized_pnl'])}, funding {_money(s['funding_pnl'])}, "
+             f"fees {_money(-s['fees'])}")
+    if kill["killed"]:
+        title += f"  [bold red]KILL SWITCH ({kill['reason']})[/]"
+    table = Table(title=title, expand=True)
+    for col in ("venue", "symbol", "side", "qty", "entry", "mark", "unrealized"):
+        table.add_column(col, justify="left" if col in ("venue", "symbol", "side") else "right")
+    ex = t.risk.exposure
+    for p in ex.open_positions()[:12]:
+        mark = ex.px(p.venue, p.venue_symbol, p.avg_px)
+        table.add_row(p.venue, p.symbol, "long" if p.qty > 0 else "short", f"{abs(p.qty):.6g}", f"{p.avg_px:.6g}",
+                      f"{mark:.6g}", _money(p.qty * (mark - p.avg_px)))
+    refused = ", ".join(f"{k} {v}" for k, v in s["rejections"].items()) or "none"
+    legs = ", ".join(f"{k} {v}" for k, v in s["leg_risk"].items()) or "none"
+    table.caption = f"refused: {refused}    leg risk: {legs}"
+    return table

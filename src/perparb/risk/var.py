@@ -17,8 +17,10 @@ Both are reported as a loss (>= 0); None while the history is shorter than the h
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from statistics import NormalDist
 
 Key = tuple[str, str]  # (venue, venue_symbol)
@@ -57,13 +59,10 @@ def historical_var(exposures: Sequence[float], series: Sequence[Sequence[float]]
     n = len(series[0]) if series else 0
     if horizon < 1 or n - horizon < 2:
         return None
-    losses = []
-    for k in range(n - horizon):
-        pnl = 0.0
-        for w, m in zip(exposures, series, strict=True):
-            pnl += w * (m[k + horizon] / m[k] - 1.0)
-        losses.append(-pnl)
-    losses.sort()
+    # Per contract, the PnL of each past window; summed across contracts window by window.
+    legs = [[w * (b / a - 1.0) for a, b in zip(m[:n - horizon], m[horizon:], strict=True)]
+            for w, m in zip(exposures, series, strict=True)]
+    losses = sorted(-sum(pnl) for pnl in zip(*legs, strict=True))
     idx = min(len(losses) - 1, max(0, math.ceil(confidence * len(losses)) - 1))
     return max(0.0, losses[idx])
 
@@ -73,12 +72,15 @@ def parametric_var(exposures: Sequence[float], series: Sequence[Sequence[float]]
     n = len(series[0]) if series else 0
     if horizon < 1 or n - horizon < 2 or n < 3:
         return None
-    rets = [[m[k + 1] / m[k] - 1.0 for k in range(n - 1)] for m in series]
-    means = [sum(r) / len(r) for r in rets]
+    devs = []
+    for m in series:
+        r = [b / a - 1.0 for a, b in pairwise(m)]
+        mean = sum(r) / len(r)
+        devs.append([x - mean for x in r])
     var = 0.0
-    for i, ri in enumerate(rets):
-        for j, rj in enumerate(rets):
-            cov = sum((a - means[i]) * (b - means[j]) for a, b in zip(ri, rj, strict=True)) / (len(ri) - 1)
-            var += exposures[i] * exposures[j] * cov
+    for i, di in enumerate(devs):
+        for j in range(i, len(devs)):
+            cov = sum(map(operator.mul, di, devs[j])) / (n - 2)
+            var += (1.0 if i == j else 2.0) * exposures[i] * exposures[j] * cov
     sigma = math.sqrt(max(0.0, var)) * math.sqrt(horizon)
     return NormalDist().inv_cdf(confidence) * sigma
