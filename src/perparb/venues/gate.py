@@ -33,7 +33,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error, num_text
+from perparb.venues.base import MS, Connection, Venue, asked_symbol, decode_error, num_text
 
 T = TypeVar("T")
 S_NS = 1_000_000_000
@@ -371,12 +371,10 @@ class Gate(Venue):
                     venue=self.id, venue_symbol=c.name, symbol=canonical_symbol(asset, quote, "USDT"), asset=asset,
                     quote=quote, settle="USDT", contract_size=float(c.quanto_multiplier), price_scale=scale,
                     tick_size=float(c.order_price_round),
-                    # Whole contracts, unless the contract takes decimal sizes; its step is then
-                    # taken to be order_size_min (unverified).
+                    # Whole contracts, unless decimal sizes are on: then the step is order_size_min (unverified).
                     lot_size=c.order_size_min if c.enable_decimal else 1.0, min_qty=c.order_size_min,
                     taker_fee=self.taker_fee, maker_fee=self.maker_fee, funding_interval_h=interval_s / 3600,
-                    # Newer responses say `status` (prelaunch, trading, delisting, delisted,
-                    # circuit_breaker); older ones only `in_delisting`.
+                    # Newer responses say `status` (prelaunch, trading, delisting…); older only `in_delisting`.
                     status="active" if not c.in_delisting and c.status in ("", "trading") else "inactive",
                     source=self.id,
                 ))
@@ -395,8 +393,7 @@ class Gate(Venue):
         now_ms = int(time.time() * 1000)
         chan = msg.get("channel", "")
         if chan == "futures.ping":
-            return [_enc.encode({"time": now_ms // 1000, "time_ms": now_ms, "channel": "futures.pong",
-                                 "event": "", "result": None}).decode()], []
+            return [_push("futures.pong", "", None, now_ms)], []
         event = msg.get("event")
         if event not in ("subscribe", "unsubscribe"):
             return [], []
@@ -407,9 +404,7 @@ class Gate(Venue):
             # order_book_update's payload is [contract, frequency, level]; the others list contracts.
             syms = payload[:1] if chan == "futures.order_book_update" else payload
             topics = [(kind, s) for s in syms]
-        ack = {"time": now_ms // 1000, "time_ms": now_ms, "channel": chan, "event": event,
-               "result": {"status": "success"}}
-        return [_enc.encode(ack).decode()], topics
+        return [_push(chan, event, {"status": "success"}, now_ms)], topics
 
     def sim_quote(self, inst: Instrument, bid: Level, ask: Level, seq: int, ts_ms: int) -> str:
         r = {"t": ts_ms, "u": seq, "s": inst.venue_symbol, "b": num_text(bid[0]), "B": _size(bid[1]),
@@ -435,10 +430,16 @@ class Gate(Venue):
         return _push("futures.tickers", "update", [t], ts_ms)
 
     def sim_rest_book(self, path: str) -> str | None:
-        url = urlsplit(path)
-        if url.path != _BOOK_PATH:
-            return None
-        return parse_qs(url.query).get("contract", [None])[0]
+        return asked_symbol(path, _BOOK_PATH, "contract")
+
+    def sim_rest_funding(self, path: str) -> str | None:  # one contract: ccxt's fetch_funding_rate
+        head, _, name = urlsplit(path).path.rpartition("/")
+        return name if head == _CONTRACTS_PATH else None
+
+    def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                              ts_ms: int) -> bytes:
+        return _enc.encode({**_contract(inst, ts_ms // 1000), "funding_rate": f"{rate:.8f}", "index_price":
+                            num_text(index), "funding_next_apply": next_ms // 1000, "mark_price": num_text(mark)})
 
     def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
                            ts_ms: int) -> bytes:
@@ -447,19 +448,17 @@ class Gate(Venue):
                             "bids": [{"p": num_text(p), "s": _size(q)} for p, q in bids]})
 
     def sim_metadata(self, instruments: list[Instrument]) -> dict[str, bytes]:
-        now = int(time.time())
-        rows = []
-        for i in instruments:
-            interval = round(i.funding_interval_h * 3600)
-            live = i.status in ("active", "derived")
-            rows.append({
-                "name": i.venue_symbol, "type": "direct", "quanto_multiplier": num_text(i.contract_size),
-                "order_price_round": num_text(i.tick_size), "mark_price_round": num_text(i.tick_size),
-                "order_size_min": _size(i.min_qty), "enable_decimal": i.lot_size != 1.0,
-                "funding_interval": interval, "funding_next_apply": (now // interval + 1) * interval,
-                "funding_offset": 0, "in_delisting": not live, "status": "trading" if live else "delisted",
-            })
-        return {_CONTRACTS_PATH: _enc.encode(rows)}
+        return {_CONTRACTS_PATH: _enc.encode([_contract(i, int(time.time())) for i in instruments])}
+
+
+def _contract(i: Instrument, now: int) -> dict[str, object]:
+    interval = round(i.funding_interval_h * 3600)
+    live = i.status in ("active", "derived")
+    return {"name": i.venue_symbol, "type": "direct", "quanto_multiplier": num_text(i.contract_size),
+            "order_price_round": num_text(i.tick_size), "mark_price_round": num_text(i.tick_size),
+            "order_size_min": _size(i.min_qty), "enable_decimal": i.lot_size != 1.0,
+            "funding_interval": interval, "funding_next_apply": (now // interval + 1) * interval,
+            "funding_offset": 0, "in_delisting": not live, "status": "trading" if live else "delisted"}
 
 
 def _levels(inst: Instrument, rows: list[_Level]) -> list[Level]:
