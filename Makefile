@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 WEB_BUILD := src/perparb/api/static/index.html
 
-.PHONY: setup demo test lint bench clean browser
+.PHONY: setup demo test lint bench clean browser postgres
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,7 +33,15 @@ browser:
 demo: setup
 	$(BIN)/perparb demo --duration 20
 
-test: setup browser
+# The ledger's PostgreSQL tests need a server on 127.0.0.1:5432; start the local cluster if it is down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || \
+		(command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ] && \
+		 pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && \
+		 for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done) || \
+		echo "WARNING: PostgreSQL is not running on 127.0.0.1:5432; the PostgreSQL ledger tests will fail under CI=true"
+
+test: setup browser postgres
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -103,6 +103,13 @@ class AlertSettings(_Model):
 class StorageSettings(_Model):
     dir: Path = Path("data")
     capture: bool = False  # record every session to dir/capture-<UTC time>.jsonl.zst
+    # The trading ledger: SQLite at `ledger` (default: dir/ledger.sqlite when dir is set, else
+    # $PERPARB_HOME/ledger.sqlite), or PostgreSQL when postgres_url is set (it may hold a password).
+    ledger: Path | None = None
+    postgres_url: SecretStr | None = None
+    postgres_schema: str = Field(default="public", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # normal: a commit survives the process being killed; full: also an OS crash (fsync per commit).
+    ledger_sync: Literal["normal", "full"] = "normal"
 
 
 DEFAULT_VENUES = ("binance", "okx", "bybit")
