@@ -199,5 +199,5 @@ def test_a_ledger_write_failure_engages_the_kill_switch_and_withholds_new_orders
 def test_unreadable_ledger_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "not-a-db.sqlite"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(LedgerError, match="not-a-db.sqlite"):
+    with pytest.raises(LedgerError, match=r"not-a-db\.sqlite"):
         SqliteLedger(bad)
