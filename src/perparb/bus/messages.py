@@ -184,14 +184,27 @@ class PositionUpdate(Message, tag="position"):
     realized_pnl: float
     liquidation_px: float | None
     liquidation_distance: float | None  # fraction of the mark price
+    # Added in place (defaults keep older producers valid). Money in ``settle`` (the coin
+    # for inverse contracts); ``realized_pnl`` is spread PnL only, funding and fees apart.
+    venue_symbol: str = ""
+    settle: str = ""
+    notional: float = 0.0  # |position| at the mark, in the quote currency
+    funding_pnl: float = 0.0
+    fees: float = 0.0
+    initial_margin: float = 0.0  # in settle
+    maintenance_margin: float = 0.0  # in settle
+    leverage: float = 0.0  # the venue account's gross notional / its equity
 
 
 class PnlUpdate(Message, tag="pnl"):
     ts_ns: int
     equity: float  # quote currency (USD-equivalent), marked
-    spread_pnl: float
+    spread_pnl: float  # realized + unrealized, before funding and fees
     funding_pnl: float
-    fees: float
+    fees: float  # paid (positive) ; equity = collateral put in + spread_pnl + funding_pnl - fees
+    realized_pnl: float = 0.0  # the realized part of spread_pnl
+    unrealized_pnl: float = 0.0
+    collateral: float = 0.0  # transfers in, USD-equivalent
 
 
 TradingMessage = (OpportunityEvent | TradeIntent | Order | CancelOrder | OrderUpdate | Fill | FundingPayment
