@@ -64,3 +64,4 @@ class OpenOrder(msgspec.Struct, kw_only=True):
     filled_qty: float = 0.0
     avg_px: float = 0.0
     fills: int = 0
+    last_ts_ns: int = 0  # its last journaled event: a restored order does not trade again before it

@@ -91,7 +91,8 @@ class SimSettings:
 class _Live:
     """An order the simulator is carrying: in flight or resting."""
 
-    __slots__ = ("arrived", "expire_ns", "filled", "fills", "inst", "notional", "order", "rem_native")
+    __slots__ = ("arrival_ns", "arrived", "expire_ns", "filled", "fills", "inst", "not_before", "notional", "order",
+                 "rem_native")
 
     def __init__(self, order: Order) -> None:
         self.order = order
@@ -102,6 +103,8 @@ class _Live:
         self.notional = 0.0  # sum of qty * px, for the average price
         self.fills = 0
         self.expire_ns = 0
+        self.arrival_ns = 0
+        self.not_before = 0
 
 
 def _floor_lot(native: float, lot: float) -> float:
@@ -130,6 +133,7 @@ class SimExecution:
         self.counts: Counter[str] = Counter()  # orders, fills, canceled, expired, cancel_unknown, duplicate
         # Liquidity we took, per contract: (is_ask, px) -> (level size when taken, base taken).
         self._taken: dict[tuple[str, str], dict[tuple[bool, float], tuple[float, float]]] = {}
+        self._sweeping = False
         if subscribe:
             bus.subscribe(ORDERS, self._on_message)
 
@@ -174,9 +178,13 @@ class SimExecution:
             lv.filled, lv.notional, lv.fills = oo.filled_qty, oo.filled_qty * oo.avg_px, oo.fills
             px = o.limit_px or 0.0
             lv.rem_native = _floor_lot(lv.inst.native_qty(o.qty - lv.filled, px), lv.inst.lot_size) if lv.inst else 0.0
+            arrival = o.ts_ns + self.latency_ns(o.venue)
             tif = self.settings.post_only_tif_ms
-            lv.expire_ns = o.ts_ns + self.latency_ns(o.venue) + int(tif * 1e6) if tif > 0 else 0
-            self._schedule_check(o.id, self.view.now_ns)
+            lv.expire_ns = arrival + int(tif * 1e6) if tif > 0 else 0
+            lv.arrival_ns = arrival
+            # No sweep at or before its last journaled event: a replayed market cannot fill it twice.
+            lv.not_before = max(oo.last_ts_ns, arrival)
+            self._start_sweep()
 
     # -- arrival -------------------------------------------------------------------------
     def _arrive(self, oid: str, now: int) -> None:
@@ -226,8 +234,9 @@ class SimExecution:
                 return self._reject(lv, now, "would_cross", f"limit {ref!r}, best opposite {best[0]!r}")
             tif = self.settings.post_only_tif_ms
             lv.expire_ns = now + int(tif * 1e6) if tif > 0 else 0
+            lv.arrival_ns = lv.not_before = now
             self._emit([(EXECUTIONS, self._update(lv, now, "accepted"))])
-            self._schedule_check(oid, now)
+            self._start_sweep()
             return None
         out: list[tuple[str, Message]] = []
         self._walk(lv, opposite, now, limit, TAKER, out)
@@ -295,35 +304,46 @@ class SimExecution:
         return table.get(f"{inst.venue}:{inst.venue_symbol}", table.get(inst.venue, default))
 
     # -- resting post-only orders ---------------------------------------------------------
-    def _schedule_check(self, oid: str, now: int) -> None:
-        step = max(1, int(self.settings.resting_check_ms * 1e6))
-        self.view.call_at(now + step, lambda due: self._check(oid, due))
-
-    def _check(self, oid: str, now: int) -> None:
-        lv = self.live.get(oid)
-        if lv is None:
+    # Resting orders are looked at together on a grid of engine time (multiples of
+    # resting_check_ms), oldest first: the same times and the same order in a run and in
+    # a run restored from its journal.
+    def _start_sweep(self) -> None:
+        if self._sweeping:
             return
+        self._sweeping = True
+        step = max(1, int(self.settings.resting_check_ms * 1e6))
+        self.view.call_at((self.view.now_ns // step + 1) * step, self._sweep)
+
+    def _sweep(self, now: int) -> None:
+        resting = sorted((lv for lv in self.live.values() if lv.arrived), key=lambda lv: (lv.arrival_ns, lv.order.id))
+        for lv in resting:
+            if now > lv.not_before:
+                self._check(lv, now)
+        self._sweeping = False
+        if any(lv.arrived for lv in self.live.values()):
+            self._start_sweep()
+
+    def _check(self, lv: _Live, now: int) -> None:
         o = lv.order
         if lv.expire_ns and now >= lv.expire_ns:
-            del self.live[oid]
+            del self.live[o.id]
             self.counts["expired"] += 1
             self._emit([(EXECUTIONS, self._update(lv, now, "expired", "post_only_tif: time in force elapsed"))])
             return
         sb = self.view.book(o.venue, o.venue_symbol)
-        if (lv.inst is not None and sb is not None and sb.state == SYNCED
-                and not self.view.is_stale(o.venue, o.venue_symbol) and not sb.book.crossed()):
-            out: list[tuple[str, Message]] = []
-            opposite = sb.book.asks if o.side == BUY else sb.book.bids
-            self._walk(lv, opposite, now, None, MAKER, out, at_px=o.limit_px)
-            if out:
-                if lv.rem_native <= _EPS * max(1.0, lv.rem_native):
-                    del self.live[oid]
-                    out.append((EXECUTIONS, self._update(lv, now, "filled")))
-                else:
-                    out.append((EXECUTIONS, self._update(lv, now, "partially_filled")))
-                self._emit(out)
-        if oid in self.live:
-            self._schedule_check(oid, now)
+        if (lv.inst is None or sb is None or sb.state != SYNCED or self.view.is_stale(o.venue, o.venue_symbol)
+                or sb.book.crossed()):
+            return
+        out: list[tuple[str, Message]] = []
+        opposite = sb.book.asks if o.side == BUY else sb.book.bids
+        self._walk(lv, opposite, now, None, MAKER, out, at_px=o.limit_px)
+        if out:
+            if lv.rem_native <= _EPS * max(1.0, lv.rem_native):
+                del self.live[o.id]
+                out.append((EXECUTIONS, self._update(lv, now, "filled")))
+            else:
+                out.append((EXECUTIONS, self._update(lv, now, "partially_filled")))
+            self._emit(out)
 
     def _cancel_arrives(self, c: CancelOrder, now: int) -> None:
         lv = self.live.pop(c.order_id, None)

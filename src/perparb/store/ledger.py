@@ -319,6 +319,7 @@ class OrderFold:
                 return
             oo = self.open.get(msg.order_id)
             if oo is not None:
+                oo.last_ts_ns = max(oo.last_ts_ns, msg.ts_ns)
                 total = oo.filled_qty + msg.qty
                 oo.avg_px = (oo.avg_px * oo.filled_qty + msg.px * msg.qty) / total
                 oo.filled_qty = total
@@ -330,7 +331,9 @@ class OrderFold:
             if msg.status in TERMINAL:
                 self.open.pop(msg.order_id, None)
             elif msg.order_id in self.open:
-                self.open[msg.order_id].status = msg.status
+                oo = self.open[msg.order_id]
+                oo.status = msg.status
+                oo.last_ts_ns = max(oo.last_ts_ns, msg.ts_ns)
 
     def open_orders(self) -> list[OpenOrder]:
         return list(self.open.values())
