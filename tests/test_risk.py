@@ -354,3 +354,16 @@ def test_price_history_is_bounded_and_aligned() -> None:
     h.sample({("a", "x"): 4.0, ("b", "y"): 7.0})
     assert list(h.mids[("a", "x")]) == [2.0, 2.0, 4.0]
     assert h.aligned([("a", "x"), ("b", "y")]) == [[2.0, 2.0, 4.0], [5.0, 6.0, 7.0]]
+
+
+def test_restore_folds_the_journal_and_keeps_a_kill_switch_engaged() -> None:
+    _, _, engine, tape, _, _ = _world()
+    engine.submit(_pair("a", qty=0.4))
+    engine.kill("manual")
+    journal = [m for _, m in tape.msgs if isinstance(m, Order | Fill | OrderUpdate | KillSwitch)]
+    _, _, fresh, _, _, _ = _world()
+    fresh.restore(journal)
+    assert fresh.killed and fresh.kill_reason == "manual"
+    assert {k: p.qty for k, p in fresh.exposure.positions.items()} == {
+        ("binance", "BTCUSDT"): pytest.approx(0.4), ("okx", "BTCUSDT"): pytest.approx(-0.4)}
+    assert fresh.exposure.pending == {}

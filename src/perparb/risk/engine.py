@@ -99,6 +99,28 @@ class RiskEngine:
         bus.subscribe(LEDGER, self._on_ledger)
         bus.subscribe(RISK, self._on_risk)
 
+    def restore(self, events: Iterable[Message]) -> None:
+        """Fold the journal read at start: positions, in-flight orders, funding, transfers,
+        and the kill switch as it was last left (a halted system restarts halted)."""
+        ex = self.exposure
+        for msg in events:
+            if isinstance(msg, Order):
+                ex.on_order(msg)
+            elif isinstance(msg, OrderUpdate):
+                ex.on_update(msg)
+            elif isinstance(msg, Fill):
+                ex.on_fill(msg)
+            elif isinstance(msg, FundingPayment):
+                ex.on_funding(msg)
+            elif isinstance(msg, Transfer):
+                ex.on_transfer(msg)
+            elif isinstance(msg, KillSwitch):
+                self.killed, self.kill_reason = msg.engaged, msg.reason if msg.engaged else ""
+                self.kill_ts = msg.ts_ns
+        if self.killed:
+            log.warning("kill switch still engaged from before the restart (%s); perparb resume releases it",
+                        self.kill_reason)
+
     # -- market ---------------------------------------------------------------------------
     def mid(self, venue: str, venue_symbol: str) -> float | None:
         sb = self.view.book(venue, venue_symbol)

@@ -17,6 +17,7 @@ from perparb.bus.messages import BUY, Fill, FundingPayment, Order, OrderUpdate, 
 Key = tuple[str, str]  # (venue, venue_symbol)
 TERMINAL = frozenset({"filled", "rejected", "canceled", "expired"})
 STABLE = frozenset({"USDT", "USDC", "USD"})
+DEPOSIT = "deposit:"
 
 
 @dataclass
@@ -94,7 +95,9 @@ class Exposure:
         self.cash[p.venue] = self.cash.get(p.venue, 0.0) + amount
 
     def on_transfer(self, t: Transfer) -> None:
-        if t.asset in STABLE:
+        # The opening deposits (ids ``deposit:<venue>:<asset>``) are the configured collateral,
+        # which every account already starts with here.
+        if t.asset in STABLE and not t.id.startswith(DEPOSIT):
             self.cash[t.venue] = self.cash.get(t.venue, 0.0) + t.amount
 
     # -- reading --------------------------------------------------------------------------
