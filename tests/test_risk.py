@@ -367,3 +367,31 @@ def test_restore_folds_the_journal_and_keeps_a_kill_switch_engaged() -> None:
     assert {k: p.qty for k, p in fresh.exposure.positions.items()} == {
         ("binance", "BTCUSDT"): pytest.approx(0.4), ("okx", "BTCUSDT"): pytest.approx(-0.4)}
     assert fresh.exposure.pending == {}
+
+
+def test_a_half_closed_pair_completes_the_missing_leg() -> None:
+    _, _, engine, tape, venue, _ = _world()
+    engine.submit(_pair("a", qty=0.4))  # long binance, short okx
+    venue.budget = {"okx": 0}  # okx stops answering: the okx close leg never fills
+    engine.submit(_pair("c", qty=0.4, action="close"))
+    assert engine.exposure.positions[("binance", "BTCUSDT")].qty == pytest.approx(0.0)
+    assert tape.of(LegRiskEvent) == []
+    view = engine.view
+    view.advance(view.now_ns + 2_000 * MS)  # leg timeout: the okx leg is canceled and sent again
+    (ev,) = tape.of(LegRiskEvent)
+    assert ev.action == "hedge"  # never re-opening the binance leg that did close
+    retry = [i for i in tape.of(TradeIntent) if i.parent_id == "c"]
+    assert [(lg.venue, lg.side, lg.qty, lg.reduce_only) for lg in retry[0].legs] == [
+        ("okx", "buy", pytest.approx(0.4), True)]
+    # the canceled order may still fill until the cancel is acknowledged, so the retry is held
+    # back (nothing left to reduce yet) and tried again once okx confirms the cancel
+    assert tape.of(RiskReject)[-1].reason == "nothing_to_reduce"
+    engine.exposure.on_update(OrderUpdate(order_id="c.1", intent_id="c", ts_ns=view.now_ns, venue="okx",
+                                          symbol="BTC/USDT:USDT", status="canceled"))
+    venue.budget = {"okx": 10}
+    view.advance(view.now_ns + 1_999 * MS)
+    for i in view.insts.values():  # fresh books for the retry
+        view.set_book(i, [(59_990.0, 5.0)], [(60_010.0, 5.0)])
+    view.advance(view.now_ns + 1 * MS)
+    assert engine.exposure.open_positions() == []
+    assert [e.action for e in tape.of(LegRiskEvent)] == ["hedge", "hedge"]
