@@ -226,3 +226,22 @@ def test_several_instances_at_once() -> None:
     bus.publish(OPPORTUNITIES, _spread_opp(edge=8, event="update"))
     assert [i.strategy for i in intents] == ["fast", "slow"]
     assert [i.id for i in intents] == ["fast-1", "slow-1"]
+
+
+def test_a_close_the_venue_keeps_refusing_is_given_up_after_five_attempts() -> None:
+    bus, view, runner, intents = _world(SPREAD)
+    bus.publish(OPPORTUNITIES, _spread_opp())
+    _fill_all(bus, view, intents[0])
+    view.now_ns += 61 * S
+    _books(view, 60_000.0, 60_060.0)
+    for k in range(7):
+        runner.on_tick(view.now_ns + k)
+        close = intents[-1]
+        if close.action == "close":
+            for i, leg in enumerate(close.legs):
+                bus.publish(EXECUTIONS, OrderUpdate(order_id=f"{close.id}.{i}", intent_id=close.id, ts_ns=view.now_ns,
+                                                    venue=leg.venue, symbol=leg.symbol, status="rejected",
+                                                    reason="min_qty"))
+    (sc,) = runner.strategies
+    assert [i.action for i in intents] == ["open"] + ["close"] * 5
+    assert sc.positions == {} and sc.closed[-1].exit_reason == "close_failed"

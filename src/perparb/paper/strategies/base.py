@@ -25,6 +25,7 @@ from perparb.trading_settings import StrategySettings
 log = logging.getLogger("perparb.strategies")
 
 Resolve = Callable[[str, str], Instrument | None]  # (venue, canonical symbol) -> contract
+MAX_CLOSE_ATTEMPTS = 5
 
 
 @dataclass
@@ -63,6 +64,7 @@ class PairPosition:
     exit_reason: str = ""
     closed_ns: int = 0
     filled_any: bool = False
+    close_attempts: int = 0
 
     def legs(self) -> tuple[LegRef, LegRef]:
         return self.long, self.short
@@ -205,6 +207,15 @@ class Strategy:
         if not legs:
             self._closed(pos, now, reason)
             return
+        if pos.close_attempts >= MAX_CLOSE_ATTEMPTS:
+            # What is left cannot be closed (below the venue's minimum, say): stop asking every tick.
+            log.warning("%s: %s could not be closed after %d attempts; left as it is (%s %+.10g, %s %+.10g)",
+                        self.name, pos.id, pos.close_attempts, pos.long.inst.venue, pos.long.qty,
+                        pos.short.inst.venue, pos.short.qty)
+            pos.exit_reason = "close_failed"
+            self._closed(pos, now, "close_failed")
+            return
+        pos.close_attempts += 1
         self._seq += 1
         iid = f"{self.name}-{self._seq}"
         pos.intents.append(iid)
