@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,30 @@ def check_events(events: list, expected: list[tuple[type, dict]], where: str) ->
     for ev, (_, fields) in zip(events, expected, strict=True):
         for key, value in fields.items():
             assert same(getattr(ev, key), value), f"{where} {key}: {getattr(ev, key)!r} != {value!r}"
+
+
+PG_URL = os.environ.get("PERPARB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh schema-name prefix on the real PostgreSQL server; every schema whose name
+    starts with it is dropped afterwards. Unreachable: a failure under CI=true, else a skip."""
+    import uuid
+
+    import psycopg
+
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI (.ci/run starts it): {exc}")
+        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable (outside CI): {exc}")
+    prefix = f"perparb_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield prefix
+    finally:
+        for (name,) in admin.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s",
+                                     (prefix + "%",)).fetchall():
+            admin.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        admin.close()

@@ -3,6 +3,8 @@ ledger over a scripted book, funding feed and order stream, all on engine time.
 
     python paper_driver.py LEDGER STEPS [--sleep-ms MS]
 
+LEDGER is a SQLite file, or ``postgresql://...#schema`` for a PostgreSQL schema.
+
 On start it restores from the ledger (positions, balances, open orders), replays the
 scripted market from the beginning and sends only the orders the journal does not know,
 so a restarted run continues where the killed one stopped. It prints ``step N`` as it
@@ -25,7 +27,7 @@ from perparb.bus import LEDGER, ORDERS, InProcessBus
 from perparb.bus.messages import Order, Transfer
 from perparb.execution.sim import SimExecution, SimSettings
 from perparb.paper.account import Accounting
-from perparb.store.ledger import JournaledBus, SqliteLedger
+from perparb.store.ledger import JournaledBus, open_ledger
 
 BTC = inst(venue="okx", venue_symbol="BTC-USDT-SWAP", lot_size=0.001, funding_interval_h=1.0)
 STEP = 100 * MS
@@ -62,7 +64,11 @@ def main() -> None:
     args = ap.parse_args()
 
     m = Market(BTC)
-    ledger = SqliteLedger(args.ledger)
+    if args.ledger.startswith("postgresql://"):
+        url, _, schema = args.ledger.partition("#")
+        ledger = open_ledger(url, schema=schema or "public")
+    else:
+        ledger = open_ledger(path=args.ledger)
     inner = InProcessBus()
     bus = JournaledBus(inner, ledger)
     sim = SimExecution(bus, m.view, ["okx"], SimSettings(post_only_tif_ms=3_000, resting_check_ms=100))

@@ -188,3 +188,14 @@ def test_pnl_is_split_into_spread_funding_and_fees() -> None:
     assert p.collateral == 10_000.0 and p.equity == pytest.approx(10_000 + 20 + 0.04 - 0.24)
     pu = tape.of(PositionUpdate)[-1]
     assert (pu.realized_pnl, pu.unrealized_pnl, pu.funding_pnl, pu.fees) == (15.0, 5.0, 0.04, pytest.approx(0.24))
+
+
+def test_restore_folds_the_journal_and_publishes_the_positions_at_once() -> None:
+    _m, _bus, tape, acct = _accounting(LIN, INV)
+    acct.restore([transfer("okx", "USDT", 1_000.0), fill(LIN, "buy", 0.5, 100.0, 0.025),
+                  transfer("okx", "BTC", 1.0, n="t2"), fill(INV, "sell", 0.2, 50_000.0)])
+    ups = {p.symbol: p for p in tape.of(PositionUpdate)}
+    # No market data yet: no mark, so quantities at entry (the inverse short: 10,000 USD = 0.2 BTC).
+    assert ups[LIN.symbol].qty == 0.5 and ups[LIN.symbol].avg_entry_px == 100.0 and ups[LIN.symbol].mark_px == 0.0
+    assert ups["BTC/USD:BTC"].qty == -0.2 and ups["BTC/USD:BTC"].avg_entry_px == 50_000.0
+    assert acct.book.accounts["okx"].collateral == {"USDT": Decimal("999.975"), "BTC": Decimal(1)}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from conftest import PG_URL
 from perparb.bus import EXECUTIONS, LEDGER, ORDERS, RISK, InProcessBus
 from perparb.bus.messages import Fill, FundingPayment, KillSwitch, Message, Order, OrderUpdate, Transfer
 from perparb.config import StorageSettings
@@ -23,8 +23,6 @@ from perparb.store.ledger import (
     SqliteLedger,
     ledger_path,
 )
-
-PG_URL = os.environ.get("PERPARB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _order(n: int, qty: float = 0.3, ts: int = 1) -> Order:
@@ -50,24 +48,6 @@ EVENTS: list[Message] = [
                    asset="USDT"),
     KillSwitch(ts_ns=200, engaged=True, reason="manual"),
 ]
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    import psycopg
-
-    try:
-        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable under CI (.ci/run starts it): {exc}")
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable (outside CI): {exc}")
-    schema = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    try:
-        yield schema
-    finally:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

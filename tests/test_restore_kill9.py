@@ -13,26 +13,45 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
+
+from conftest import PG_URL
+
 DRIVER = Path(__file__).resolve().parent / "paper_driver.py"
 STEPS = 900
 
 
-def _run(ledger: Path, *extra: str) -> dict:  # type: ignore[type-arg]
+def _run(ledger: Path | str, *extra: str) -> dict:  # type: ignore[type-arg]
     out = subprocess.run([sys.executable, str(DRIVER), str(ledger), str(STEPS), *extra], capture_output=True,
                          text=True, timeout=300, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["final"]  # type: ignore[no-any-return]
 
 
-def _rows(ledger: Path, kind: str) -> list[tuple[str, str, str, str, str]]:
+def _rows(ledger: Path | str, kind: str) -> list[tuple[str, str, str, str, str]]:
+    if isinstance(ledger, str):  # postgresql://...#schema
+        import psycopg
+
+        url, _, schema = ledger.partition("#")
+        with psycopg.connect(url) as pg:
+            return pg.execute(f'SELECT ref, side, qty::text, px::text, amount::text FROM "{schema}".journal '  # type: ignore[return-value]
+                              "WHERE kind = %s ORDER BY seq", (kind,)).fetchall()
     db = sqlite3.connect(ledger)
     return db.execute("SELECT ref, side, qty, px, amount FROM journal WHERE kind = ? ORDER BY seq", (kind,)).fetchall()
 
 
-def test_kill_9_mid_run_then_restart_restores_exactly(tmp_path: Path) -> None:
-    whole = tmp_path / "whole.sqlite"
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path | str, Path | str]:
+    """Where the uninterrupted run and the killed one journal."""
+    if request.param == "sqlite":
+        return tmp_path / "whole.sqlite", tmp_path / "killed.sqlite"
+    schema = request.getfixturevalue("pg_schema")
+    return f"{PG_URL}#{schema}_whole", f"{PG_URL}#{schema}_killed"
+
+
+def test_kill_9_mid_run_then_restart_restores_exactly(ledgers: tuple[Path | str, Path | str]) -> None:
+    whole, killed = ledgers
     expected = _run(whole)
 
-    killed = tmp_path / "killed.sqlite"
     proc = subprocess.Popen([sys.executable, str(DRIVER), str(killed), str(STEPS), "--sleep-ms", "3"],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -103,6 +103,11 @@ class Position:
         with localcontext(_CTX):
             return self.size / mark if mark else ZERO
 
+    @property
+    def base_at_entry(self) -> Decimal:
+        """Signed base units valued at the entry (what ``qty`` shows before any mark)."""
+        return self.basis if self.inverse else self.size
+
     def unrealized(self, mark: Decimal) -> Decimal:
         if self.size == 0 or not mark:
             return ZERO
@@ -279,9 +284,11 @@ class Accounting:
     def restore(self, events: Iterable[Message]) -> None:
         """Fold the journal read at start, then carry on (settlements, marks)."""
         self.book.replay(events)
-        for pos in self.book.open_positions():
+        open_ = self.book.open_positions()
+        for pos in open_:
             self._arm(pos)
         self._start_ticking()
+        self.publish(self.view.now_ns, open_)  # readers see the restored state at once
 
     def _on_message(self, msg: Message) -> None:
         if self.book.apply(msg):
@@ -400,7 +407,7 @@ class Accounting:
         with localcontext(_CTX):
             notional_quote = notional * mark if pos.inverse else notional
             return PositionUpdate(
-                ts_ns=now, venue=pos.venue, symbol=pos.symbol, qty=float(pos.qty(mark)) if mark else 0.0,
+                ts_ns=now, venue=pos.venue, symbol=pos.symbol, qty=float(pos.qty(mark) if mark else pos.base_at_entry),
                 avg_entry_px=float(pos.entry), mark_px=float(mark), unrealized_pnl=float(upnl),
                 realized_pnl=float(pos.realized), liquidation_px=liq, liquidation_distance=dist,
                 venue_symbol=pos.venue_symbol, settle=pos.settle, notional=float(notional_quote),
