@@ -324,7 +324,8 @@ def test_metadata_round_trip(mexc: Mexc) -> None:
     originals = sorted(mexc.table.values(), key=lambda i: i.venue_symbol)
     originals[0] = msgspec.structs.replace(originals[0], funding_interval_h=4.0, status="inactive", tick_size=1e-7)
     bodies = mexc.sim_metadata(originals)
-    assert set(bodies) == set(Mexc.metadata_paths)
+    assert set(bodies) == {*Mexc.metadata_paths, "/api/v3/exchangeInfo"}  # ccxt's spot list, empty
+    assert json.loads(bodies["/api/v3/exchangeInfo"]) == {"symbols": []}
     back = Mexc(Registry())
     for path in Mexc.metadata_paths:  # detail first, then funding_rate
         back.registry.add_many(back.parse_metadata(path, bodies[path]))

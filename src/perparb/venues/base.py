@@ -277,9 +277,13 @@ def iso_ns(s: str) -> int:
     return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
-def asked_symbol(path: str, rest_path: str, key: str = "symbol") -> str | None:
-    """The symbol a REST request to the simulator asks for, if it is for ``rest_path``."""
+def asked_symbol(path: str, rest_path: str, key: str | None = "symbol") -> str | None:
+    """The symbol a REST request to the simulator asks for, if it is for ``rest_path``: the
+    query parameter ``key``, or with ``key`` None the path segment after ``rest_path``."""
     url = urlsplit(path)
+    if key is None:
+        head, _, name = url.path.rpartition("/")
+        return name if head == rest_path else None
     return parse_qs(url.query).get(key, [None])[0] if url.path == rest_path else None
 
 

@@ -432,9 +432,8 @@ class Gate(Venue):
     def sim_rest_book(self, path: str) -> str | None:
         return asked_symbol(path, _BOOK_PATH, "contract")
 
-    def sim_rest_funding(self, path: str) -> str | None:  # one contract: ccxt's fetch_funding_rate
-        head, _, name = urlsplit(path).path.rpartition("/")
-        return name if head == _CONTRACTS_PATH else None
+    def sim_rest_funding(self, path: str) -> str | None:
+        return asked_symbol(path, _CONTRACTS_PATH, None)  # one contract: ccxt's fetch_funding_rate
 
     def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                               ts_ms: int) -> bytes:

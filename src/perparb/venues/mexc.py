@@ -36,7 +36,7 @@ from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Trade
 from perparb.sim.model import START_PRICES
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error
+from perparb.venues.base import MS, Connection, Venue, asked_symbol, decode_error, listing
 
 HOUR_MS = 3_600_000
 _DETAIL_PATH = "/api/v1/contract/detail"
@@ -126,24 +126,10 @@ class _Detail(msgspec.Struct):
     futureType: int = 1  # 1 perpetual
 
 
-class _DetailResponse(msgspec.Struct):
-    data: list[_Detail] | _Detail | None = None
-    success: bool = True
-    code: int = 0
-    message: str = ""
-
-
 class _FundingInfo(msgspec.Struct):
     symbol: str
     collectCycle: float = 0.0
     nextSettleTime: int = 0
-
-
-class _FundingResponse(msgspec.Struct):
-    data: list[_FundingInfo] | _FundingInfo | None = None
-    success: bool = True
-    code: int = 0
-    message: str = ""
 
 
 def _dec(t: Any) -> msgspec.json.Decoder:
@@ -153,7 +139,6 @@ def _dec(t: Any) -> msgspec.json.Decoder:
 _depth, _funding, _ticker = _dec(_Depth), _dec(_FundingPush), _dec(_TickerPush)
 _deals, _head = _dec(_Deals), _dec(_Head)
 _rest_depth, _depth_body = _dec(_RestDepth), _dec(_DepthData)
-_details, _funding_infos = _dec(_DetailResponse), _dec(_FundingResponse)
 _enc = msgspec.json.Encoder()
 
 _CHANNEL = b'"channel":"'
@@ -305,21 +290,16 @@ class Mexc(Venue):
 
     # -- metadata ------------------------------------------------------------------------
     def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
-        p = urlsplit(path).path
-        try:
-            if p == _DETAIL_PATH:
-                return self._details(_details.decode(raw))
-            if p == _FUNDING_PATH:
-                return self._intervals(_funding_infos.decode(raw))
-        except (msgspec.DecodeError, ValueError) as exc:
-            raise decode_error(self.id, exc, raw) from None
+        p, ok = urlsplit(path).path, {"success": True, "code": 0}
+        if p == _DETAIL_PATH:
+            return self._details(listing(self.id, raw, _Detail, "data", ok=ok))
+        if p == _FUNDING_PATH:
+            return self._intervals(listing(self.id, raw, _FundingInfo, "data", ok=ok))
         return []
 
-    def _details(self, resp: _DetailResponse) -> list[Instrument]:
-        if not resp.success or resp.code or resp.data is None:
-            raise ValueError(f"code {resp.code} ({resp.message})")
+    def _details(self, data: list[_Detail]) -> list[Instrument]:
         out = []
-        for c in resp.data if isinstance(resp.data, list) else [resp.data]:
+        for c in data:
             if c.futureType != 1:
                 continue  # delivery contracts
             base = c.symbol.partition("_")[0] or c.baseCoin  # the name says what one price unit is
@@ -336,11 +316,9 @@ class Mexc(Venue):
             ))
         return out
 
-    def _intervals(self, resp: _FundingResponse) -> list[Instrument]:
-        if not resp.success or resp.code or resp.data is None:
-            raise ValueError(f"code {resp.code} ({resp.message})")
+    def _intervals(self, data: list[_FundingInfo]) -> list[Instrument]:
         out = []
-        for f in resp.data if isinstance(resp.data, list) else [resp.data]:
+        for f in data:
             if f.nextSettleTime:
                 self._settle_ms[f.symbol] = f.nextSettleTime
             inst = self.table.get(f.symbol)
@@ -416,7 +394,17 @@ class Mexc(Venue):
             })
             funding.append({"symbol": i.venue_symbol, "collectCycle": _num(i.funding_interval_h)})
         return {_DETAIL_PATH: _enc.encode({"success": True, "code": 0, "data": details}),
-                _FUNDING_PATH: _enc.encode({"success": True, "code": 0, "data": funding})}
+                _FUNDING_PATH: _enc.encode({"success": True, "code": 0, "data": funding}),
+                "/api/v3/exchangeInfo": b'{"symbols":[]}'}  # ccxt's load_markets asks for spot too: none
+
+    def sim_rest_funding(self, path: str) -> str | None:
+        return asked_symbol(path, _FUNDING_PATH, None)  # one contract: ccxt's fetch_funding_rate
+
+    def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                              ts_ms: int) -> bytes:
+        return _enc.encode({"success": True, "code": 0, "data": {
+            "symbol": inst.venue_symbol, "fundingRate": rate, "maxFundingRate": 0.003, "minFundingRate": -0.003,
+            "collectCycle": _num(inst.funding_interval_h), "nextSettleTime": next_ms, "timestamp": ts_ms}})
 
 
 def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
