@@ -88,7 +88,7 @@ async def test_scan_once_returns_books_and_funding_from_all_13_venues() -> None:
     # ccxt where the simulator answers ccxt's calls; the native adapters elsewhere (BitMEX and
     # CoinDCX have no class in the pinned ccxt).
     assert {"ccxt:binanceusdm": "binance", "ccxt:okx": "okx", "ccxt:bybit": "bybit", "ccxt:gate": "gate",
-            "ccxt:mexc": "mexc", "bitmex": "bitmex", "coindcx": "coindcx"}.items() <= names.items()
+            "ccxt:mexc": "mexc", "ccxt:bitget": "bitget", "bitmex": "bitmex", "coindcx": "coindcx"}.items() <= names.items()
     for vid, venue in names.items():
         listed = {i.venue_symbol: i for i in sim.venues[venue].instruments.values()}
         assert {i.asset for i in listed.values()} == {"BTC", "ETH"}, venue

@@ -38,6 +38,7 @@ CCXT_IDS = {
 SWAP_ONLY: dict[str, dict[str, Any]] = {
     "okx": {"fetchMarkets": {"types": ["swap"]}},
     "bybit": {"fetchMarkets": {"types": ["linear"]}},
+    "bitget": {"fetchMarkets": {"types": ["swap"]}},
     "gate": {"fetchMarkets": {"types": ["swap"]}, "swap": {"fetchMarkets": {"settlementCurrencies": ["usdt"]}}},
 }
 

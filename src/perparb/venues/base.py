@@ -332,6 +332,8 @@ def excerpt(raw: str | bytes) -> str:
 
 
 def decode_error(venue: str, exc: Exception, raw: str | bytes) -> DecodeError:
+    if isinstance(exc, DecodeError):
+        return exc  # already names the venue and the message
     return DecodeError(f"{venue}: {exc} in message {excerpt(raw)}")
 
 

@@ -40,7 +40,7 @@ from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, BookText, Connection, Venue, decode_error, num_text
+from perparb.venues.base import MS, BookText, Connection, Venue, asked_symbol, decode_error, listing, num_text
 
 T = TypeVar("T")
 
@@ -131,12 +131,6 @@ class _ContractV1(msgspec.Struct):
     takerFeeRate: str = ""
 
 
-class _Contracts(msgspec.Struct, Generic[T]):
-    code: str = "00000"
-    msg: str = ""
-    data: list[T] | None = None
-
-
 def _dec(t: Any) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(t, strict=False)
 
@@ -144,7 +138,6 @@ def _dec(t: Any) -> msgspec.json.Decoder:
 _books, _tickers, _trades = _dec(_Push[_Book]), _dec(_Push[_Ticker]), _dec(_Push[_Trade])
 _books_text = msgspec.json.Decoder(_Push[BookText])
 _other = _dec(_Other)
-_contracts_v2, _contracts_v1 = _dec(_Contracts[_ContractV2]), _dec(_Contracts[_ContractV1])
 _enc = msgspec.json.Encoder()
 
 _CHANNEL = b'"channel":"'
@@ -328,24 +321,20 @@ class Bitget(Venue):
 
     # -- metadata ------------------------------------------------------------------------
     def parse_metadata(self, path: str, raw: str | bytes) -> list[Instrument]:
-        """``/api/v2/mix/market/contracts`` (live), and the legacy v1
-        ``/api/mix/v1/market/contracts?productType=umcbl`` (the only real recording)."""
-        p = urlsplit(path).path
+        """``/api/v2/mix/market/contracts``, and the legacy v1 ``/api/mix/v1/market/contracts?productType=umcbl``."""
+        p, ok = urlsplit(path).path, {"code": "00000"}
         try:
             if p == _CONTRACTS_V2:
-                return self._contracts_v2(raw)
+                return self._contracts_v2(listing(self.id, raw, _ContractV2, "data", ok=ok))
             if p == _CONTRACTS_V1:
-                return self._contracts_v1(raw)
-        except (msgspec.DecodeError, ValueError, ArithmeticError) as exc:
+                return self._contracts_v1(listing(self.id, raw, _ContractV1, "data", ok=ok))
+        except (ValueError, ArithmeticError) as exc:
             raise decode_error(self.id, exc, raw) from None
         return []
 
-    def _contracts_v2(self, raw: str | bytes) -> list[Instrument]:
-        body = _contracts_v2.decode(raw)
-        if body.code != "00000" or body.data is None:
-            raise ValueError(f"code {body.code} ({body.msg})")
+    def _contracts_v2(self, data: list[_ContractV2]) -> list[Instrument]:
         out = []
-        for c in body.data:
+        for c in data:
             if c.symbolType != "perpetual":
                 continue  # delivery contracts
             out.append(self._instrument(
@@ -359,24 +348,15 @@ class Bitget(Venue):
             ))
         return out
 
-    def _contracts_v1(self, raw: str | bytes) -> list[Instrument]:
-        # productType=umcbl lists USDT-margined perpetuals only, named BTCUSDT_UMCBL on REST and
-        # BTCUSDT on the websocket (and in v2). v1 states no status (every listed contract
-        # traded) and no funding interval (8 h then).
-        body = _contracts_v1.decode(raw)
-        if body.code != "00000" or body.data is None:
-            raise ValueError(f"code {body.code} ({body.msg})")
-        out = []
-        for c in body.data:
-            sym, _, product = c.symbol.partition("_")
-            if product != "UMCBL":
-                continue
-            out.append(self._instrument(
-                sym, c.baseCoin, c.quoteCoin, c.supportMarginCoins[0] if c.supportMarginCoins else c.quoteCoin,
-                "active", tick_size=_places(c.priceEndStep, c.pricePlace), lot_size=_places(1, c.volumePlace),
-                min_qty=float(c.minTradeNum or 0), **_fees(c.takerFeeRate, c.makerFeeRate),
-            ))
-        return out
+    def _contracts_v1(self, data: list[_ContractV1]) -> list[Instrument]:
+        # productType=umcbl lists USDT-margined perpetuals only, BTCUSDT_UMCBL on REST and BTCUSDT on
+        # the websocket (and in v2); v1 states no status (all traded) and no funding interval (8 h then).
+        return [self._instrument(
+            c.symbol.partition("_")[0], c.baseCoin, c.quoteCoin,
+            c.supportMarginCoins[0] if c.supportMarginCoins else c.quoteCoin, "active",
+            tick_size=_places(c.priceEndStep, c.pricePlace), lot_size=_places(1, c.volumePlace),
+            min_qty=float(c.minTradeNum or 0), **_fees(c.takerFeeRate, c.makerFeeRate),
+        ) for c in data if c.symbol.endswith("_UMCBL")]
 
     # -- simulator -----------------------------------------------------------------------
     def sim_handle(self, text: str) -> tuple[list[str], list[tuple[str, str]]]:
@@ -454,6 +434,24 @@ class Bitget(Venue):
             })
         body = {"code": "00000", "msg": "success", "requestTime": 0, "data": data}
         return {_META_PATH: _enc.encode(body)}
+
+    def sim_rest_book(self, path: str) -> str | None:
+        return asked_symbol(path, "/api/v2/mix/market/merge-depth")  # ccxt's fetch_order_book
+
+    def sim_rest_book_body(self, inst: Instrument, bids: list[Level], asks: list[Level], seq: int,
+                           ts_ms: int) -> bytes:
+        book = {"asks": [[num_text(p), num_text(q)] for p, q in asks], "ts": str(ts_ms),
+                "bids": [[num_text(p), num_text(q)] for p, q in bids]}
+        return _enc.encode({"code": "00000", "msg": "success", "requestTime": ts_ms, "data": book})
+
+    def sim_rest_funding(self, path: str) -> str | None:
+        return asked_symbol(path, "/api/v2/mix/market/current-fund-rate")
+
+    def sim_rest_funding_body(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
+                              ts_ms: int) -> bytes:
+        f = {"symbol": inst.venue_symbol, "fundingRate": f"{rate:.8f}", "nextUpdate": str(next_ms),
+             "fundingRateInterval": num_text(inst.funding_interval_h)}
+        return _enc.encode({"code": "00000", "msg": "success", "requestTime": ts_ms, "data": [f]})
 
 
 def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
