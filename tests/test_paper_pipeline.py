@@ -85,3 +85,48 @@ async def test_paper_replay_is_byte_identical_across_processes(tmp_path: Path) -
     assert all(tuple(r) == FILL_KEYS for r in rows)
     assert len({r["id"] for r in rows}) == len(rows)
     assert all(r["qty"] > 0 and r["px"] > 0 and r["side"] in ("buy", "sell") for r in rows)
+
+
+def test_a_restart_on_the_same_ledger_restores_positions_balances_and_the_kill_switch(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from perparb.store.ledger import SqliteLedger
+
+    bn = inst("binance", "BTCUSDT", lot_size=0.001)
+    ok = inst("okx", "BTC-USDT-SWAP", lot_size=0.001)
+    settings = Settings(strategies=[])
+    settings.paper.collateral = {"USDT": 50_000.0}
+
+    def session(m: Market):  # type: ignore[no-untyped-def]
+        t = build_trading(settings, m.engine, venues=["binance", "okx"], ledger=SqliteLedger(tmp_path / "l.sqlite"))
+        t.start()
+        return t
+
+    m = Market(bn, ok)
+    m.snapshot(bn, [(59_990.0, 2.0)], [(60_010.0, 2.0)], T0)
+    m.snapshot(ok, [(60_050.0, 2.0)], [(60_070.0, 2.0)], T0)
+    first = session(m)
+    first.bus.publish(TRADE_ORDERS, TradeIntent(
+        id="t-1", ts_ns=T0, strategy="test", action="open", asset="BTC",
+        legs=[Leg(venue="binance", symbol=bn.symbol, venue_symbol=bn.venue_symbol, side="buy", qty=0.25),
+              Leg(venue="okx", symbol=ok.symbol, venue_symbol=ok.venue_symbol, side="sell", qty=0.25)]))
+    m.advance(T0 + 60 * MS)
+    first.risk.kill("manual")
+    before = first.summary()
+    assert [(p["venue"], p["qty"]) for p in before["open_positions"]] == [("binance", 0.25), ("okx", -0.25)]
+    first.close()
+
+    m2 = Market(bn, ok)
+    m2.snapshot(bn, [(59_990.0, 2.0)], [(60_010.0, 2.0)], T0 + 100 * MS)
+    m2.snapshot(ok, [(60_050.0, 2.0)], [(60_070.0, 2.0)], T0 + 100 * MS)
+    second = session(m2)
+    after = second.summary()
+    assert after["open_positions"] == before["open_positions"]
+    assert after["fees"] == before["fees"] > 0
+    # the opening deposits were journaled once: 50,000 USDT a venue, less the fees paid there
+    fee_bn = Decimal("0.25") * Decimal("60010") * Decimal("0.0005")
+    assert second.accounting.book.account("binance").collateral["USDT"] == Decimal("50000") - fee_bn
+    assert second.risk.killed and second.risk.kill_reason == "manual"
+    assert {k: p.qty for k, p in second.risk.exposure.positions.items()} == {
+        ("binance", "BTCUSDT"): 0.25, ("okx", "BTC-USDT-SWAP"): -0.25}
+    second.close()

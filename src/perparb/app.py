@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -29,6 +31,7 @@ from perparb.replay import SWEEP_NS
 from perparb.scanner.alerts import Alerter, AlertRule
 from perparb.scanner.core import Scanner, ScanSettings
 from perparb.store.capture import CaptureWriter
+from perparb.store.ledger import LedgerError
 from perparb.view import render
 
 if TYPE_CHECKING:
@@ -80,13 +83,20 @@ def build_alerter(settings: Settings) -> Alerter | None:
     return Alerter(rules, [u.get_secret_value() for u in a.urls], a.cooldown_s)
 
 
-def build_paper(settings: Settings, engine: Engine, alerter: Alerter | None = None) -> Trading | None:
-    """Paper trading over the engine when ``paper.enabled`` and ``execution.mode = "paper"``."""
+def build_paper(settings: Settings, engine: Engine, alerter: Alerter | None = None,
+                scratch: Path | None = None) -> Trading | None:
+    """Paper trading over the engine when ``paper.enabled`` and ``execution.mode = "paper"``,
+    journaled to the ledger of ``storage`` (``scratch``: a throw-away SQLite file instead,
+    for the demo, unless a ledger is configured explicitly)."""
     if not settings.paper.enabled or settings.execution.mode != "paper":
         return None
     from perparb.paper import build_trading
+    from perparb.store.ledger import SqliteLedger, ledger_from_settings
 
-    return build_trading(settings, engine, alerter=alerter, venues=settings.enabled_venues())
+    st = settings.storage
+    explicit = st.ledger is not None or st.postgres_url is not None
+    ledger = SqliteLedger(scratch) if scratch is not None and not explicit else ledger_from_settings(st)
+    return build_trading(settings, engine, alerter=alerter, venues=settings.enabled_venues(), ledger=ledger)
 
 
 class Session:
@@ -94,7 +104,7 @@ class Session:
 
     def __init__(self, settings: Settings, endpoints: Endpoints | None = None,
                  registry: Registry | None = None, capture: Path | None = None, api: bool = False,
-                 config_path: Path | None = None) -> None:
+                 config_path: Path | None = None, scratch_ledger: bool = False) -> None:
         self.settings = settings
         self.config_path = config_path
         self.api_enabled = api
@@ -121,7 +131,14 @@ class Session:
         self.alerter = build_alerter(settings)
         if self.alerter is not None:
             self.engine.scanner.listeners.append(self.alerter)
-        self.trading = build_paper(settings, self.engine, self.alerter)
+        # The demo's market is invented afresh each run: its journal is a throw-away file, so
+        # one demo never restores another's positions (unless a ledger is configured).
+        self._scratch = Path(tempfile.mkdtemp(prefix="perparb-demo-ledger-")) if scratch_ledger else None
+        try:
+            self.trading = build_paper(settings, self.engine, self.alerter,
+                                       self._scratch / "ledger.sqlite" if self._scratch else None)
+        except (OSError, LedgerError) as exc:
+            raise ConfigError(f"storage.ledger: cannot open the trading ledger: {exc}") from None
 
     def _urls(self, venue: str) -> tuple[str, str]:
         adapter = self.engine.adapters[venue]
@@ -166,6 +183,9 @@ class Session:
                 continue
             self.feeds[venue] = feed
         self.tasks += [asyncio.create_task(f.run()) for f in self.feeds.values()]
+        if self.trading is not None:
+            self.engine.advance(time.time_ns())
+            self.trading.start()
 
     def _select(self, venue: str) -> list[Instrument]:
         return self.registry.select(venue, self.settings.assets, inverse=self.engine.adapters[venue].prefers_inverse)
@@ -291,6 +311,10 @@ class Session:
             self.capture.close()
         if self.alerter is not None:
             self.alerter.close()
+        if self.trading is not None:
+            self.trading.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     async def run(self, duration: float | None, view: bool = False) -> dict[str, Any]:
         try:
@@ -370,7 +394,7 @@ async def demo(settings: Settings, duration: float | None, seed: int, view: bool
     sim = Simulator(registry, settings.enabled_venues(), settings.assets, seed=seed)
     await sim.start()
     try:
-        session = Session(settings, sim.endpoints(), registry, capture, api, config_path)
+        session = Session(settings, sim.endpoints(), registry, capture, api, config_path, scratch_ledger=True)
         return await session.run(duration, view)
     finally:
         await sim.stop()

@@ -64,13 +64,12 @@ def _paper(t: Trading) -> Table:
     if kill["killed"]:
         title += f"  [bold red]KILL SWITCH ({kill['reason']})[/]"
     table = Table(title=title, expand=True)
-    for col in ("venue", "symbol", "side", "qty", "entry", "mark", "unrealized"):
+    for col in ("venue", "symbol", "side", "qty", "entry", "mark", "unrealized", "to liquidation"):
         table.add_column(col, justify="left" if col in ("venue", "symbol", "side") else "right")
-    ex = t.risk.exposure
-    for p in ex.open_positions()[:12]:
-        mark = ex.px(p.venue, p.venue_symbol, p.avg_px)
-        table.add_row(p.venue, p.symbol, "long" if p.qty > 0 else "short", f"{abs(p.qty):.6g}", f"{p.avg_px:.6g}",
-                      f"{mark:.6g}", _money(p.qty * (mark - p.avg_px)))
+    for p in t.overview()["positions"][:12]:
+        table.add_row(p["venue"], p["symbol"], p["side"], f"{p['size_base']:.6g}", f"{p['avg_entry_px']:.6g}",
+                      f"{p['mark_px']:.6g}", _money(p["unrealized_pnl"]),
+                      f"{p['liquidation_distance']:.1%}" if p["liquidation_distance"] is not None else "-")
     refused = ", ".join(f"{k} {v}" for k, v in s["rejections"].items()) or "none"
     legs = ", ".join(f"{k} {v}" for k, v in s["leg_risk"].items()) or "none"
     table.caption = f"refused: {refused}    leg risk: {legs}"

@@ -13,14 +13,16 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from perparb.bus import EXECUTIONS, OPPORTUNITIES, ORDERS, Bus, InProcessBus
-from perparb.bus.messages import Fill, KillSwitch, LegRiskEvent, Message, OpportunityEvent, Order
+from perparb.bus import EXECUTIONS, LEDGER, OPPORTUNITIES, ORDERS, Bus, InProcessBus
+from perparb.bus.messages import Fill, KillSwitch, LegRiskEvent, Message, OpportunityEvent, Order, Transfer
 from perparb.engine import Engine
 from perparb.execution.sim import SimExecution, SimSettings
 from perparb.model import Instrument, Opportunity
+from perparb.paper.account import Accounting, MarginSettings
 from perparb.paper.market import EngineView
 from perparb.paper.strategies import StrategyRunner
 from perparb.risk import RiskEngine
+from perparb.store.ledger import JournaledBus, Ledger
 
 if TYPE_CHECKING:
     from perparb.config import Settings
@@ -31,10 +33,16 @@ log = logging.getLogger("perparb.paper")
 
 class Trading:
     def __init__(self, settings: Settings, engine: Engine, bus: Bus | None = None,
-                 alerter: Alerter | None = None, venues: list[str] | None = None) -> None:
+                 alerter: Alerter | None = None, venues: list[str] | None = None,
+                 ledger: Ledger | None = None) -> None:
         self.settings = settings
         self.engine = engine
-        self.bus: Bus = bus or InProcessBus()
+        inner = bus or InProcessBus()
+        self.ledger = ledger
+        # With a ledger, every order, fill, funding payment and transfer is journaled before
+        # any component sees it; a failed write halts trading (kill switch).
+        self.journal = JournaledBus(inner, ledger) if ledger is not None else None
+        self.bus: Bus = self.journal if self.journal is not None else inner
         self.view = EngineView(engine)
         self.alerter = alerter
         venues = sorted(engine.adapters) if venues is None else venues
@@ -45,6 +53,13 @@ class Trading:
         self.execution = SimExecution(self.bus, self.view, venues, SimSettings(
             latency_ms=ex.latency_ms, venue_latency_ms=dict(ex.venue_latency_ms), taker_fee=dict(ex.taker_fee),
             maker_fee=dict(ex.maker_fee), post_only_tif_ms=ex.post_only_tif_ms))
+        p = settings.paper
+        self.accounting = Accounting(self.bus, self.view, MarginSettings(
+            initial_margin=p.margin.initial, maintenance_margin=p.margin.maintenance,
+            venue_initial_margin={v: m.initial for v, m in p.venue_margin.items()},
+            venue_maintenance_margin={v: m.maintenance for v, m in p.venue_margin.items()}))
+        self._deposited: set[str] = set()
+        self.restored = 0  # journal events read at start
         self.counts: Counter[str] = Counter()  # orders, fills
         self.fills: list[Fill] = []  # kept for --fills-out and summaries (bounded)
         self.fill_listeners: list[Any] = []
@@ -52,6 +67,37 @@ class Trading:
         self.bus.subscribe(ORDERS, self._count)
         self.bus.subscribe(EXECUTIONS, self._count)
         engine.scanner.listeners.append(self.on_opportunity)
+
+    # -- start ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Restore from the journal (positions, balances, open orders, a kill switch left
+        engaged), then deposit the configured collateral in every account that has none."""
+        if self.journal is not None:
+            events = [m for _, m in self.journal.restore()]
+            self.restored = len(events)
+            self.accounting.restore(events)
+            self.risk.restore(events)
+            self.execution.restore(self.journal.orders.open_orders())
+            self._deposited |= {m.venue for m in events if isinstance(m, Transfer) and m.id.startswith("deposit:")}
+            if events:
+                log.warning("paper trading restored %d journal events: %d open legs, %d open orders",
+                            len(events), len(self.risk.exposure.open_positions()),
+                            len(self.journal.orders.open_orders()))
+        for venue in sorted(self.execution.venues):
+            self._deposit(venue)
+
+    def _deposit(self, venue: str) -> None:
+        if venue in self._deposited:
+            return
+        self._deposited.add(venue)
+        for asset, amount in sorted(self.settings.paper.collateral.items()):
+            if amount > 0:
+                self.bus.publish(LEDGER, Transfer(id=f"deposit:{venue}:{asset}", ts_ns=self.engine.now_ns, venue=venue,
+                                                  asset=asset, amount=amount, note="opening collateral"))
+
+    def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
 
     # -- wiring ---------------------------------------------------------------------------
     def on_opportunity(self, event: str, opp: Opportunity) -> None:
@@ -66,6 +112,7 @@ class Trading:
         if venue not in self.execution.venues:
             self.execution.venues = self.execution.venues | {venue}
             self.risk.venues = sorted({*self.risk.venues, venue})
+            self._deposit(venue)
 
     def resolve(self, venue: str, symbol: str) -> Instrument | None:
         """The venue's contract for a canonical symbol (the one the scanner quotes)."""
@@ -107,18 +154,21 @@ class Trading:
 
     def summary(self) -> dict[str, Any]:
         """The ``paper`` object of ``demo --json`` (money in the quote currency, USD-equivalent)."""
-        ex = self.risk.exposure
+        acc = self.accounting
+        totals = acc.totals()
+        now = self.engine.now_ns
         rejections = {k: v for k, v in self.risk.rejection_counts().items() if v}
         rejections.update({f"execution_{k}": v for k, v in sorted(self.execution.rejections.items()) if v})
         return {
             "orders": self.counts["orders"],
             "fills": self.counts["fills"],
-            "open_positions": [{"venue": p.venue, "symbol": p.symbol, "qty": p.qty, "avg_entry_px": p.avg_px}
-                               for p in ex.open_positions()],
-            "realized_pnl": ex.realized,
-            "unrealized_pnl": ex.unrealized(),
-            "funding_pnl": ex.funding,
-            "fees": ex.fees,
+            "open_positions": [{"venue": u.venue, "symbol": u.symbol, "qty": u.qty, "avg_entry_px": u.avg_entry_px}
+                               for u in (acc.snapshot(pos, now) for pos in acc.book.open_positions())],
+            "realized_pnl": float(totals["realized"]),
+            "unrealized_pnl": float(totals["unrealized"]),
+            "funding_pnl": float(totals["funding"]),
+            "fees": float(totals["fees"]),
+            "equity": float(totals["equity"]),
             "rejections": dict(sorted(rejections.items())),
             "leg_risk": dict(sorted(self.risk.guard.counts.items())),
             "kill_switch": self.risk.state(),
@@ -127,21 +177,22 @@ class Trading:
 
 
 def _overview(t: Trading) -> dict[str, Any]:
-    ex = t.risk.exposure
+    acc, now = t.accounting, t.engine.now_ns
     positions = []
-    for p in ex.open_positions():
-        mark = ex.px(p.venue, p.venue_symbol, p.avg_px)
-        positions.append({"asset": p.asset, "venue": p.venue, "symbol": p.symbol, "side": "long" if p.qty > 0 else "short",
-                          "size_base": abs(p.qty), "avg_entry_px": p.avg_px, "mark_px": mark,
-                          "unrealized_pnl": p.qty * (mark - p.avg_px)})
+    for pos in acc.book.open_positions():
+        u = acc.snapshot(pos, now)
+        positions.append({"asset": pos.symbol.split("/")[0], "venue": u.venue, "symbol": u.symbol,
+                          "side": "long" if u.qty > 0 else "short", "size_base": abs(u.qty),
+                          "avg_entry_px": u.avg_entry_px, "mark_px": u.mark_px, "unrealized_pnl": u.unrealized_pnl,
+                          "liquidation_px": u.liquidation_px, "liquidation_distance": u.liquidation_distance})
     s = t.summary()
     return {"enabled": True,
             "pnl": {"realized": s["realized_pnl"], "unrealized": s["unrealized_pnl"], "funding": s["funding_pnl"],
-                    "fees": -s["fees"]},
+                    "fees": -s["fees"], "equity": s["equity"]},
             "positions": positions, "orders": s["orders"], "fills": s["fills"], "rejections": s["rejections"],
             "strategies": t.strategies.snapshot(), "risk": t.risk.snapshot()}
 
 
 def build_trading(settings: Settings, engine: Engine, bus: Bus | None = None, alerter: Alerter | None = None,
-                  venues: list[str] | None = None) -> Trading:
-    return Trading(settings, engine, bus, alerter, venues)
+                  venues: list[str] | None = None, ledger: Ledger | None = None) -> Trading:
+    return Trading(settings, engine, bus, alerter, venues, ledger)
