@@ -262,7 +262,7 @@ class SimExecution:
         for key in [k for k, (seen, _) in taken.items() if k[0] == is_ask and side.levels.get(k[1]) != seen]:
             del taken[key]  # the venue reported a new size for that level
         sign, levels = side.sign, side.levels
-        for k in list(side.keys):
+        for k in side.keys:  # the book is not changed while we walk it: no copy
             if lv.rem_native <= 0.0:
                 break
             px = k * sign

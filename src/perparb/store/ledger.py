@@ -186,12 +186,14 @@ class SqliteLedger:
         self.counts["duplicates"] += len(out) - written
 
     def events(self, after_seq: int = 0) -> Iterator[tuple[int, Message]]:
+        # A cursor of its own, read in pages: a long journal is never all in memory at once.
         try:
-            rows = self.db.execute("SELECT seq, body FROM journal WHERE seq > ? ORDER BY seq", (after_seq,)).fetchall()
+            cur = self.db.execute("SELECT seq, body FROM journal WHERE seq > ? ORDER BY seq", (after_seq,))
+            while rows := cur.fetchmany(1000):
+                for seq, body in rows:
+                    yield seq, _decoder.decode(body)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from exc
-        for seq, body in rows:
-            yield seq, _decoder.decode(body)
 
     def close(self) -> None:
         self.db.close()
