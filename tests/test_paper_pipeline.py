@@ -130,3 +130,15 @@ def test_a_restart_on_the_same_ledger_restores_positions_balances_and_the_kill_s
     assert {k: p.qty for k, p in second.risk.exposure.positions.items()} == {
         ("binance", "BTCUSDT"): 0.25, ("okx", "BTC-USDT-SWAP"): -0.25}
     second.close()
+
+
+def test_alert_urls_without_rules_still_carry_leg_risk_alerts() -> None:
+    from perparb.app import build_alerter
+    from perparb.config import load_settings
+
+    assert build_alerter(load_settings(None, {}, env={})) is None
+    alerter = build_alerter(load_settings(None, {"alerts.urls": ["json://127.0.0.1:9/hook"]}, env={}))
+    assert alerter is not None and alerter.rules == []
+    alerter.notify(5, "leg_risk", "BTC", "leg risk: BTC/USDT:USDT unwind", "detail", ("binance", ""), "t-1")
+    assert [a.kind for a in alerter.recent] == ["leg_risk"] and alerter.counts["sent"] == 1
+    alerter.close()

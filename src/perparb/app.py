@@ -77,8 +77,9 @@ def build_engine(settings: Settings, registry: Registry) -> Engine:
 
 def build_alerter(settings: Settings) -> Alerter | None:
     a = settings.alerts
-    if not a.rules:
+    if not a.rules and not a.urls:
         return None
+    # URLs without rules still deliver trading alerts (leg risk, the kill switch).
     rules = [AlertRule(**r.model_dump()) for r in a.rules]
     return Alerter(rules, [u.get_secret_value() for u in a.urls], a.cooldown_s)
 
