@@ -142,3 +142,19 @@ def test_alert_urls_without_rules_still_carry_leg_risk_alerts() -> None:
     alerter.notify(5, "leg_risk", "BTC", "leg risk: BTC/USDT:USDT unwind", "detail", ("binance", ""), "t-1")
     assert [a.kind for a in alerter.recent] == ["leg_risk"] and alerter.counts["sent"] == 1
     alerter.close()
+
+
+def test_only_contracts_of_opportunities_and_positions_are_sampled_for_var() -> None:
+    from perparb.model import Opportunity
+
+    bn, ok, by = inst("binance", "BTCUSDT"), inst("okx", "BTC-USDT-SWAP"), inst("bybit", "BTCUSDT")
+    m = Market(bn, ok, by)
+    for i, mid in ((bn, 60_000.0), (ok, 60_050.0), (by, 60_020.0)):
+        m.snapshot(i, [(mid - 5, 2.0)], [(mid + 5, 2.0)], T0)
+    trading = build_trading(Settings(strategies=[]), m.engine, venues=["binance", "okx", "bybit"])
+    trading.on_opportunity("open", Opportunity(id="spread:BTC:binance:okx", kind="spread", asset="BTC",
+                                               buy_venue="binance", sell_venue="okx", buy_symbol=bn.symbol,
+                                               sell_symbol=ok.symbol))
+    trading.on_tick(T0 + 1_000 * MS)
+    assert sorted(trading.risk.history.mids) == [("binance", "BTCUSDT"), ("okx", "BTC-USDT-SWAP")]
+    assert list(trading.risk.history.mids[("okx", "BTC-USDT-SWAP")]) == [60_050.0]

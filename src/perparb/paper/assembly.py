@@ -48,7 +48,7 @@ class Trading:
         venues = sorted(engine.adapters) if venues is None else venues
         ex = settings.execution
         self.risk = RiskEngine(self.bus, self.view, settings.risk, ex, settings.paper, venues,
-                               contracts=lambda: engine.books.keys(), alert=self._alert)
+                               contracts=lambda: self.watched, alert=self._alert)
         self.strategies = StrategyRunner(self.bus, self.view, settings.strategies, self.resolve)
         self.execution = SimExecution(self.bus, self.view, venues, SimSettings(
             latency_ms=ex.latency_ms, venue_latency_ms=dict(ex.venue_latency_ms), taker_fee=dict(ex.taker_fee),
@@ -61,6 +61,7 @@ class Trading:
         self._deposited: set[str] = set()
         self.restored = 0  # journal events read at start
         self.counts: Counter[str] = Counter()  # orders, fills
+        self.watched: set[tuple[str, str]] = set()
         self.fills: list[Fill] = []  # kept for --fills-out and summaries (bounded)
         self.fill_listeners: list[Any] = []
         self._symbols: dict[tuple[str, str], Instrument] = {}
@@ -101,6 +102,13 @@ class Trading:
 
     # -- wiring ---------------------------------------------------------------------------
     def on_opportunity(self, event: str, opp: Opportunity) -> None:
+        if event == "open":
+            # Contracts the strategies may trade: their mids are sampled for VaR from now on (not
+            # every book the engine keeps, which could be thousands).
+            for venue, symbol in ((opp.buy_venue, opp.buy_symbol), (opp.sell_venue, opp.sell_symbol)):
+                inst = self.resolve(venue, symbol)
+                if inst is not None:
+                    self.watched.add((venue, inst.venue_symbol))
         self.bus.publish(OPPORTUNITIES, OpportunityEvent(event=event, opp=opp))
 
     def on_tick(self, now: int) -> None:
