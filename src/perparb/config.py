@@ -247,7 +247,7 @@ def _parse_text(value: Any) -> Any:
 
 def _enable_only(tree: dict[str, Any], names: list[str]) -> None:
     venues = tree["venues"] if isinstance(tree.get("venues"), dict) else {}
-    for name in set(venues) | set(names):
+    for name in dict.fromkeys([*venues, *names]):  # a set's order would vary per run
         entry = venues.get(name)
         venues[name] = {**(entry if isinstance(entry, dict) else {}), "enabled": name in names}
     tree["venues"] = venues

@@ -167,7 +167,7 @@ class Hub:
         dirty, sc.dirty = sc.dirty, set()
         dirty_funding, sc.dirty_funding = sc.dirty_funding, set()
         events, self._events = self._events, {}
-        prices = {a: state.prices(e, a).get(a, []) for a in dirty}
+        prices = {a: state.prices(e, a).get(a, []) for a in sorted(dirty)}
         fmatrix = state.funding(e) if dirty_funding else {}
         venues = {"type": "venue_status", "data": state.venues(e, self.rates)}
         summary = {"type": "summary", "data": state.summary(e)}
@@ -183,7 +183,7 @@ class Hub:
         event_msgs = {oid: (o.asset, enc({"event": event, **state.opportunity(o)}).decode())
                       for oid, (event, o) in events.items()}
         funding_msgs = {a: enc({"type": "funding", "asset": a, "data": fmatrix[a]}).decode()
-                        for a in dirty_funding if a in fmatrix}
+                        for a in sorted(dirty_funding) if a in fmatrix}
         venue_msg, summary_msg = enc(venues).decode(), enc(summary).decode()
         alert_msgs = [(al.asset, f"{al.ts_ns}:{al.opportunity_id}",
                        enc({"type": "alert", "data": msgspec.structs.asdict(al)}).decode()) for al in alerts]

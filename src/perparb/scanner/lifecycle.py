@@ -85,7 +85,9 @@ class PairStats:
 class Lifecycle:
     def __init__(self, update_every_ns: int = 1_000_000_000) -> None:
         self.active: dict[str, Opportunity] = {}
-        self.by_asset: dict[str, set[str]] = {}
+        # Open ids per asset in the order they opened: a dict, not a set, because closes
+        # are emitted in this order and a set's order changes with string hashing.
+        self.by_asset: dict[str, dict[str, None]] = {}
         self.listeners: list[Listener] = []
         self.opened: Counter[str] = Counter()
         self.stats: dict[str, PairStats] = {}
@@ -103,7 +105,7 @@ class Lifecycle:
             opp.first_seen_ns = now
             opp.peak_edge_bps = opp.edge_bps
             self.active[opp.id] = opp
-            self.by_asset.setdefault(opp.asset, set()).add(opp.id)
+            self.by_asset.setdefault(opp.asset, {})[opp.id] = None
             self.opened[opp.kind] += 1
             stats.open_since = now
             self._emit("open", opp)
@@ -122,7 +124,7 @@ class Lifecycle:
             return
         ids = self.by_asset.get(opp.asset)
         if ids is not None:
-            ids.discard(oid)
+            ids.pop(oid, None)
             if not ids:
                 del self.by_asset[opp.asset]
         stats = self.stats.get(oid)
@@ -132,8 +134,8 @@ class Lifecycle:
         self._emit("close", replace(opp, ts_ns=now_ns, close_reason=reason))  # emitted objects never change
         del self._emitted[oid]
 
-    def ids(self, asset: str) -> set[str]:
-        return self.by_asset.get(asset, set())
+    def ids(self, asset: str) -> list[str]:
+        return list(self.by_asset.get(asset, ()))
 
     def evict_stats(self, now_ns: int) -> None:
         """Forget statistics of pairs not seen for a day (memory stays bounded)."""
