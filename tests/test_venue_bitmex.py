@@ -507,8 +507,9 @@ def test_sim_encoders_round_trip(bitmex: Bitmex, sym: str) -> None:
     assert _same(snap.asks, [(p, _qty(sym, p, s)) for p, s in asks])
     frames = sim.sim_book(inst, False, [(101.0, 0.0), (101.5, 900.0)], [(102.5, 100.0)], 501, 500, 501,
                           1_700_000_000_100)
-    assert [json.loads(f)["action"] for f in frames] == ["delete", "insert", "update"]
-    dele, ins, upd = (bitmex.parse(f, 0)[0] for f in frames)
+    # Prices rise: the new ask first, then the bids adding before removing (never crossed or one-sided).
+    assert [json.loads(f)["action"] for f in frames] == ["insert", "update", "delete"]
+    ins, upd, dele = (bitmex.parse(f, 0)[0] for f in frames)
     assert _same(ins.asks, [(102.5, _qty(sym, 102.5, 100))]) and ins.ts_exchange_ns == 1_700_000_000_100_000_000
     assert _same(upd.bids, [(101.5, _qty(sym, 101.5, 900))])  # the update row has no price: the id says it
     assert _same(dele.bids, [(101.0, 0.0)])

@@ -425,9 +425,10 @@ def test_sim_encoders_round_trip(venue: Kucoin, sym: str) -> None:
     assert isinstance(frames, list) and all(json.loads(x)["subject"] == "level2" for x in frames)
     deltas = [d for f in frames for d in venue.parse(f, 0)]
     assert [(d.first_seq, d.seq, d.prev_seq) for d in deltas] == [(1, 1, 0), (2, 2, 1), (3, 3, 2)]
-    # Removals go first, so that the book never crosses between the one-change messages.
-    assert _same([d.bids for d in deltas], [[(64999.0, 0.0)], [(65000.5, _qty(sym, 65000.5, 12.0))], []])
-    assert _same(deltas[2].asks, [(65001.0, _qty(sym, 65001.0, 3.0))])
+    # Prices rise (64,999 leaves, 65,000.5 arrives): the asks move first, then the bids, each side
+    # adding before removing, so the book is never crossed or one-sided between the messages.
+    assert _same([d.asks for d in deltas], [[(65001.0, _qty(sym, 65001.0, 3.0))], [], []])
+    assert _same([d.bids for d in deltas], [[], [(65000.5, _qty(sym, 65000.5, 12.0))], [(64999.0, 0.0)]])
     # The REST snapshot carries the sequence of the last change sent.
     body = venue.sim_rest_book_body(inst, [(65000.5, 12.0)], [(65001.0, 3.0)], 1, 1_700_000_000_000)
     [snap] = venue.parse_rest(f"/api/v1/level2/snapshot?symbol={sym}", body, 0)

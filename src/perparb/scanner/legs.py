@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from perparb.feeds.booksync import SYNCED, SyncedBook
 from perparb.model import Funding, Instrument, Level, Quote, VenueStatus
 
-# Suppression reasons, in the order the gates run.
-STALE, DISCONNECTED, UNSYNCED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED = (
-    "stale", "disconnected", "unsynced", "crossed", "ambiguous", "inactive", "unverified")
+# Suppression reasons, in the order the gates run. Each names a state the API shows:
+# ``unsynced`` a book whose /api/books state is not ``synced``, ``one_sided`` a synced book
+# (or a quote) with an empty side (/api/books: ``best_bid`` or ``best_ask`` null).
+STALE, DISCONNECTED, UNSYNCED, ONE_SIDED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED = (
+    "stale", "disconnected", "unsynced", "one_sided", "crossed", "ambiguous", "inactive", "unverified")
 BELOW_THRESHOLD, BELOW_MIN_SIZE, ILLIQUID = "below_threshold", "below_min_size", "illiquid"
-REASONS = (STALE, DISCONNECTED, UNSYNCED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED, BELOW_THRESHOLD,
+REASONS = (STALE, DISCONNECTED, UNSYNCED, ONE_SIDED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED, BELOW_THRESHOLD,
            BELOW_MIN_SIZE, ILLIQUID)
 
 
@@ -81,7 +83,7 @@ class Leg:
             return UNSYNCED
         bid, ask = top if top is not None else self.top()
         if bid is None or ask is None:
-            return UNSYNCED
+            return ONE_SIDED
         if bid[0] >= ask[0]:
             return CROSSED
         if ambiguous:

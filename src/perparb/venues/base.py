@@ -315,6 +315,21 @@ class SimFullBooks:
         return book
 
 
+def one_at_a_time(bids: list[Level], asks: list[Level]) -> list[tuple[bool, float, float]]:
+    """``(is_bid, price, size)`` of one book move, in an order a venue that publishes one
+    change at a time (KuCoin, BitMEX) can send without its book ever passing through a
+    state a matching engine never has, neither crossed nor with an empty side: first the
+    side the price moves toward, then the other, each adding its new levels before
+    removing the old. When prices rise, new asks lie above every old bid, and once the old
+    asks are gone the new bids lie below every ask left; falling prices mirror that."""
+    removed = [p for p, q in (*bids, *asks) if q <= 0.0]
+    added = [p for p, q in (*bids, *asks) if q > 0.0]
+    rising = bool(removed) and min(removed) < min(added, default=float("inf"))
+    sides = ((False, asks), (True, bids)) if rising else ((True, bids), (False, asks))
+    return [(is_bid, p, q) for is_bid, changes in sides for adding in (True, False)
+            for p, q in changes if (q > 0.0) is adding]
+
+
 def _bad_utf8_at(raw: str | bytes) -> int:
     """Offset of the first byte that is not UTF-8 (the decoder's own offset is relative to
     the string it was reading)."""

@@ -39,7 +39,7 @@ from perparb.instruments.canonical import ALIASES, canonical_symbol, split_multi
 from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import Connection, SimFullBooks, Venue, decode_error, iso_ns, listing
+from perparb.venues.base import Connection, SimFullBooks, Venue, decode_error, iso_ns, listing, one_at_a_time
 
 _ACTIVE_PATH = "/api/v1/instrument/active"
 _METADATA_PATHS = (_ACTIVE_PATH, "/api/v1/instrument")
@@ -479,25 +479,25 @@ class Bitmex(Venue):
         if last is not None and prev_seq != last:
             self._sim_lose.add(sym)
         book = self._sim_books.books.get(sym) or ({}, {})
-        # Deletes first: a price that changes side this tick must be freed before it is taken
-        # again, and the book must not cross between messages.
-        rows_by: dict[str, list[dict[str, Any]]] = {"delete": [], "insert": [], "update": []}
-        for side_book, changes, side in ((book[0], bids, "Buy"), (book[1], asks, "Sell")):
-            for p, q in changes:
-                row = {"symbol": sym, "id": _sim_id(p, tick), "side": side}
-                if q <= 0:
-                    if p in side_book:
-                        rows_by["delete"].append(row)
-                elif p in side_book:
-                    rows_by["update"].append({**row, "size": _num(q), "timestamp": stamp})
-                else:
-                    rows_by["insert"].append({**row, "size": _num(q), "price": _num(p), "timestamp": stamp})
+        msgs: list[tuple[str, list[dict[str, Any]]]] = []  # one message per run of one action
+        for is_bid, p, q in one_at_a_time(bids, asks):  # never crossed or one-sided in between
+            known = p in book[0 if is_bid else 1]
+            if q <= 0 and not known:
+                continue
+            action = "delete" if q <= 0 else "update" if known else "insert"
+            row: dict[str, Any] = {"symbol": sym, "id": _sim_id(p, tick), "side": "Buy" if is_bid else "Sell"}
+            if q > 0:  # an update names its level by id alone
+                row.update({"size": _num(q), "price": _num(p)} if action == "insert" else {"size": _num(q)})
+                row["timestamp"] = stamp
+            if msgs and msgs[-1][0] == action:
+                msgs[-1][1].append(row)
+            else:
+                msgs.append((action, [row]))
         self._sim_books.apply(sym, False, bids, asks)
-        if sym in self._sim_lose and rows_by["insert"]:
+        if sym in self._sim_lose and any(a == "insert" for a, _ in msgs):
             self._sim_lose.discard(sym)
-            rows_by["insert"] = []  # lost on the way
-        return [_enc.encode({"table": "orderBookL2", "action": action, "data": rows}).decode()
-                for action, rows in rows_by.items() if rows]
+            msgs.remove(next(m for m in msgs if m[0] == "insert"))  # lost on the way
+        return [_enc.encode({"table": "orderBookL2", "action": action, "data": rows}).decode() for action, rows in msgs]
 
     def sim_funding(self, inst: Instrument, rate: float, next_ms: int, mark: float, index: float,
                     ts_ms: int, full: bool = True) -> str:

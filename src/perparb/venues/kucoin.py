@@ -40,7 +40,7 @@ from perparb.instruments.registry import Registry
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.sim.model import START_PRICES
 from perparb.venues import register
-from perparb.venues.base import MS, Connection, Venue, decode_error, listing, num_text
+from perparb.venues.base import MS, Connection, Venue, decode_error, listing, num_text, one_at_a_time
 
 T = TypeVar("T")
 
@@ -481,15 +481,12 @@ class Kucoin(Venue):
             kseq += max(1, prev_seq - last)  # updates the client never sees
         self._sim_last[s] = seq
         frames = []
-        # One change per message, so the order matters: removals first, as a matching engine
-        # empties a price before the other side rests there; the book never crosses between.
-        changes = [("buy", p, q) for p, q in bids] + [("sell", p, q) for p, q in asks]
-        changes.sort(key=lambda c: c[2] > 0)
-        for side, p, q in changes:
+        for is_bid, p, q in one_at_a_time(bids, asks):  # never crossed or one-sided in between
             kseq += 1
+            change = f"{num_text(p)},{'buy' if is_bid else 'sell'},{num_text(q)}"
             frames.append(_enc.encode({
                 "topic": f"/contractMarket/level2:{s}", "type": "message", "subject": "level2", "sn": kseq,
-                "data": {"sequence": kseq, "change": f"{num_text(p)},{side},{num_text(q)}", "timestamp": ts_ms},
+                "data": {"sequence": kseq, "change": change, "timestamp": ts_ms},
             }).decode())
         self._sim_seq[s] = kseq
         return frames

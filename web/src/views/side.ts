@@ -7,6 +7,7 @@ const REASONS: Record<string, string> = {
   stale: 'quote older than the venue limit',
   disconnected: 'a leg venue is disconnected',
   unsynced: 'order book not synced',
+  one_sided: 'a book or quote side is empty',
   crossed: 'crossed book or quote',
   ambiguous: 'ambiguous instrument mapping',
   inactive: 'contract not active',
