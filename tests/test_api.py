@@ -292,6 +292,6 @@ def test_rolling_stats_per_pair(client: TestClient) -> None:
     [row] = client.get("/api/stats", params={"asset": "btc", "kind": "spread"}).json()
     assert (row["id"], row["buy_venue"], row["sell_venue"], row["open_now"]) == (
         "spread:BTC:binance:bybit", "binance", "bybit", True)
-    assert row["hour"]["samples"] == 1 and row["day"]["median_edge_bps"] == row["hour"]["median_edge_bps"]
+    assert row["hour"]["samples"] == 1 and row["day"]["median_open_edge_bps"] == row["hour"]["median_open_edge_bps"]
     assert client.get("/api/stats", params={"kind": "funding"}).json() == []
     assert client.get("/api/stats", params={"kind": "nope"}).status_code == 422

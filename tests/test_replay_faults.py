@@ -151,9 +151,10 @@ def test_open_time_over_a_huge_span_credits_only_the_last_day() -> None:
     stats.add_open_time(start, end)
     assert len(stats.buckets) <= DAY_MINUTES + 1
     assert sum(b.open_ns for b in stats.buckets) == DAY_MINUTES * MINUTE_NS
-    # The last hour's window is the minute starting at ``end`` (nothing open in it yet) and
-    # the 59 before it, all open.
-    assert stats.summary(end, 60)["open_fraction"] == 59 / 60
+    # The last hour's window is the minute starting at ``end`` (none of it elapsed yet) and
+    # the 59 before it: 59 minutes observed, all of them open.
+    hour = stats.summary(end, 60)
+    assert (hour["observed_s"], hour["open_s"], hour["open_fraction"]) == (59 * 60, 59 * 60, 1.0)
 
 
 def test_read_capture_keeps_a_single_record_file(tmp_path: Path) -> None:

@@ -244,10 +244,11 @@ def test_lifecycle_open_update_close_and_stats() -> None:
     assert updated.peak_edge_bps == updated.edge_bps > opened.edge_bps
     assert closed.ts_ns == NOW + 7 * S and closed.ts_ns - closed.first_seen_ns == 7 * S
     assert closed.close_reason == "no_gap"
-    stats = sc.lifecycle.stats["spread:BTC:aaa:bbb"].summary(NOW + 7 * S, 60)
-    assert stats["samples"] == 2  # sampled every 5 s: at open and at +6 s, not at +2 s
-    assert stats["median_edge_bps"] == pytest.approx((opened.edge_bps + last.edge_bps) / 2)
-    assert stats["open_fraction"] == pytest.approx(7 / 3600)
+    stats = sc.lifecycle.summary("spread:BTC:aaa:bbb", NOW + 7 * S, 60)
+    assert stats is not None and stats["samples"] == 2  # sampled every 5 s: at open and at +6 s, not at +2 s
+    assert stats["median_open_edge_bps"] == pytest.approx((opened.edge_bps + last.edge_bps) / 2)
+    # Observed from the first quote (NOW) for 7 s, open all of them.
+    assert (stats["observed_s"], stats["open_s"], stats["open_fraction"]) == pytest.approx((7.0, 7.0, 1.0))
 
 
 def test_sweep_closes_when_a_leg_goes_stale_and_evicts_silent_legs() -> None:

@@ -130,9 +130,14 @@ export interface SpreadDirection {
   reason: string | null;
 }
 
+/** One window of /api/stats: the share of the time observed (not the whole window, early
+ * in a run) that the pair was open, and the median net edge while it was open. */
 export interface SpreadStats {
-  median_edge_bps: number | null;
+  window_s: number;
+  observed_s: number;
+  open_s: number;
   open_fraction: number | null;
+  median_open_edge_bps: number | null;
   samples: number;
 }
 

@@ -179,7 +179,9 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
     @app.get("/api/stats", dependencies=read)
     def stats(asset: Annotated[str | None, Query(max_length=40)] = None,
               kind: Literal["spread", "funding"] | None = None) -> list[dict[str, Any]]:
-        """Per asset and venue pair: median edge and how often it was open, last hour and day."""
+        """Per asset, venue pair and direction, over the last hour and day: the share of the
+        time observed that it was open (``observed_s``, ``open_s``, ``open_fraction``) and the
+        median net edge while open (``median_open_edge_bps`` over ``samples``)."""
         return state.stats(e, asset, kind)
 
     @app.get("/api/funding", dependencies=read)

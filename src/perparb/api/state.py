@@ -255,14 +255,12 @@ def spread(engine: Engine, asset: str, venue_a: str, venue_b: str,
         pair = (asset.upper(), venue_a, venue_b)
         series.want(pair, engine.now_ns)
         out["series"] = series.series(pair)
-    history = sc.lifecycle.stats.get(f"spread:{asset.upper()}:{venue_a}:{venue_b}")
-    back = sc.lifecycle.stats.get(f"spread:{asset.upper()}:{venue_b}:{venue_a}")
+    lc, now = sc.lifecycle, engine.now_ns
+    ab, ba = f"spread:{asset.upper()}:{venue_a}:{venue_b}", f"spread:{asset.upper()}:{venue_b}:{venue_a}"
     out["history"] = {
-        "a_to_b": _history(history), "b_to_a": _history(back),
-        "stats_a_to_b": {"hour": history.summary(engine.now_ns, 60), "day": history.summary(engine.now_ns, 1440)}
-        if history else None,
-        "stats_b_to_a": {"hour": back.summary(engine.now_ns, 60), "day": back.summary(engine.now_ns, 1440)}
-        if back else None,
+        "a_to_b": _history(lc.stats.get(ab)), "b_to_a": _history(lc.stats.get(ba)),
+        "stats_a_to_b": {"hour": lc.summary(ab, now, 60), "day": lc.summary(ab, now, 1440)} if ab in lc.stats else None,
+        "stats_b_to_a": {"hour": lc.summary(ba, now, 60), "day": lc.summary(ba, now, 1440)} if ba in lc.stats else None,
     }
     return out
 
@@ -279,17 +277,17 @@ def _history(stats: Any) -> list[dict[str, Any]]:
 
 
 def stats(engine: Engine, asset: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
-    """Rolling statistics per (kind, asset, venue pair, direction): median edge and the
-    fraction of time open, over the last hour and the last day (engine time)."""
-    now = engine.now_ns
+    """Rolling statistics per (kind, asset, venue pair, direction) over the last hour and
+    the last day (engine time): the share of the time observed that it was open, and the
+    median net edge while it was open."""
+    now, lc = engine.now_ns, engine.scanner.lifecycle
     rows = []
-    for oid, st in sorted(engine.scanner.lifecycle.stats.items()):
+    for oid in sorted(lc.stats):
         k, a, buy, sell = oid.split(":", 3)
         if (asset and a != asset.upper()) or (kind and k != kind):
             continue
         rows.append({"id": oid, "kind": k, "asset": a, "buy_venue": buy, "sell_venue": sell,
-                     "open_now": oid in engine.scanner.lifecycle.active,
-                     "hour": st.summary(now, 60), "day": st.summary(now, 1440)})
+                     "open_now": oid in lc.active, "hour": lc.summary(oid, now, 60), "day": lc.summary(oid, now, 1440)})
     return rows
 
 

@@ -111,7 +111,9 @@ class Scanner:
         return self.settings.taker_fees.get(inst.venue, inst.taker_fee)
 
     # -- input ---------------------------------------------------------------------------
-    def leg(self, inst: Instrument) -> Leg:
+    def leg(self, inst: Instrument, now_ns: int = 0) -> Leg:
+        if not self.lifecycle.since_ns:
+            self.lifecycle.since_ns = now_ns
         legs = self.legs.get(inst.asset)
         if legs is None:
             legs = self.legs[inst.asset] = {}
@@ -125,21 +127,21 @@ class Scanner:
         return leg
 
     def on_quote(self, inst: Instrument, q: Quote, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
-        leg = self.leg(inst)
+        leg = self.leg(inst, now_ns)
         self.dirty.add(inst.asset)
         leg.quote = q
         leg.last_ns = self.venue_data_ns[inst.venue] = q.recv_ns
         self.evaluate_leg(leg, now_ns, status)
 
     def on_book(self, inst: Instrument, book: SyncedBook, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
-        leg = self.leg(inst)
+        leg = self.leg(inst, now_ns)
         self.dirty.add(inst.asset)
         leg.book = book
         leg.last_ns = self.venue_data_ns[inst.venue] = book.last_ns
         self.evaluate_leg(leg, now_ns, status)
 
     def on_funding(self, inst: Instrument, f: Funding, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
-        leg = self.leg(inst)
+        leg = self.leg(inst, now_ns)
         leg.funding = f
         self.dirty_funding.add(inst.asset)
         self.evaluate_carry(inst.asset, now_ns, status)

@@ -5,8 +5,10 @@ scan first finds it, updates while it lasts (an update event is emitted when the
 size moved, or at most once a second otherwise), and closes when a scan no longer finds
 it. Times are engine time, so replays produce the same events.
 Per (kind, asset, venue pair) the statistics keep one bucket per minute for a day: the
-edges seen (sampled every 5 s while open) and how many seconds the opportunity was open,
-which give the median edge and the fraction of time open over the last hour and day.
+edges seen (sampled every 5 s while open) and how many seconds the opportunity was open.
+Over the last hour and day they give the median net edge while open and the share of the
+time observed that it was open; early in a run the time observed is what the scanner has
+seen of the window, not the whole window.
 """
 
 from __future__ import annotations
@@ -71,15 +73,20 @@ class PairStats:
             self._bucket(t).open_ns += min(edge, end_ns) - t
             t = edge
 
-    def summary(self, now_ns: int, minutes: int) -> dict[str, float | None]:
+    def summary(self, now_ns: int, minutes: int, since_ns: int = 0) -> dict[str, float | None]:
+        """The window is the buckets of the last ``minutes`` minutes (the current one partly
+        elapsed), cut at ``since_ns``, when observation began."""
         lo = now_ns // MINUTE_NS - minutes
+        start = max((lo + 1) * MINUTE_NS, since_ns)
         recent = [b for b in self.buckets if b.minute > lo]
         edges = [e for b in recent for e in b.edges]
         open_ns = sum(b.open_ns for b in recent)
         if self.open_since:
-            open_ns += now_ns - max(self.open_since, (lo + 1) * MINUTE_NS)
-        return {"median_edge_bps": statistics.median(edges) if edges else None,
-                "open_fraction": min(1.0, open_ns / (minutes * MINUTE_NS)), "samples": len(edges)}
+            open_ns += now_ns - max(self.open_since, start)
+        observed_ns = max(0, now_ns - start)
+        return {"window_s": minutes * 60, "observed_s": observed_ns / 1e9, "open_s": open_ns / 1e9,
+                "open_fraction": min(1.0, open_ns / observed_ns) if observed_ns else None,
+                "median_open_edge_bps": statistics.median(edges) if edges else None, "samples": len(edges)}
 
 
 class Lifecycle:
@@ -91,6 +98,7 @@ class Lifecycle:
         self.listeners: list[Listener] = []
         self.opened: Counter[str] = Counter()
         self.stats: dict[str, PairStats] = {}
+        self.since_ns = 0  # engine time of the scanner's first input: the start of what it observed
         self.update_every_ns = update_every_ns
         self._emitted: dict[str, tuple[int, float, float]] = {}  # id -> (ts, edge, size) last sent
 
@@ -133,6 +141,10 @@ class Lifecycle:
             stats.open_since = 0
         self._emit("close", replace(opp, ts_ns=now_ns, close_reason=reason))  # emitted objects never change
         del self._emitted[oid]
+
+    def summary(self, oid: str, now_ns: int, minutes: int) -> dict[str, float | None] | None:
+        stats = self.stats.get(oid)
+        return stats.summary(now_ns, minutes, self.since_ns) if stats is not None else None
 
     def ids(self, asset: str) -> list[str]:
         return list(self.by_asset.get(asset, ()))

@@ -6,7 +6,7 @@ import {
 } from 'lightweight-charts';
 import type { Store } from '../store';
 import type { SpreadDirection, SpreadResponse, SpreadStats } from '../types';
-import { dash, h, num, pct, setText } from '../format';
+import { dash, duration, h, num, pct, setText } from '../format';
 
 const POLL_MS = 1000;
 const MAX_POINTS = 7200;
@@ -167,14 +167,17 @@ export class SpreadView {
       return;
     }
     setText(this.status, `Polled every ${POLL_MS / 1000} s; net = after taker fees on both legs and the exit estimate; `
-      + '1h median and open share from the server\'s per-minute history.');
+      + 'open share of the time observed in the last hour, and the median net while open, from the server\'s '
+      + 'per-minute history.');
   }
 }
 
 function legend(el: HTMLElement, color: string, d: SpreadDirection, hour: SpreadStats | null): void {
   const net = d.executable ? `net ${num(d.executable.edge_bps, 1)}` : (d.reason ?? dash);
-  const stats = hour && hour.samples
-    ? ` · 1h median net ${num(hour.median_edge_bps, 1)}, open ${pct(hour.open_fraction, 1)}` : '';
+  // Early in a run the window is what has been observed, so say how long that is.
+  const stats = hour && hour.observed_s > 0
+    ? ` · open ${pct(hour.open_fraction, 1)} of the last ${duration(hour.observed_s)}`
+      + (hour.samples ? `, median net while open ${num(hour.median_open_edge_bps, 1)}` : '') : '';
   el.replaceChildren(h('span', { class: 'swatch', style: `background:${color}` }),
     h('b', {}, `buy ${d.buy_venue} → sell ${d.sell_venue}: `),
     h('span', { class: (d.top_gross_bps ?? 0) > 0 ? 'pos' : 'neg' }, `${num(d.top_gross_bps, 2)} bps gross`),
