@@ -198,11 +198,15 @@ async def test_opportunities_table_fills_from_the_simulator(dash: Dash) -> None:
     async def open_spreads() -> dict[str, str]:
         return {r["id"]: r["alive_s"] for r in await dash.rows() if r["state"] == "open" and r["id"].startswith("spread:")}
 
-    await dash.wait(lambda: _truthy(open_spreads()), what="open spread rows")
-    alive = await open_spreads()
-    await asyncio.sleep(1.5)
-    later = {r["id"]: r["alive_s"] for r in await dash.rows() if r["state"] == "open"}
-    assert any(i in later and later[i] != alive[i] for i in alive), (alive, later)
+    async def ticked() -> bool:
+        # Under load all the rows of one read can close before the next: read again until
+        # one row open at both reads shows a different time alive.
+        alive = await open_spreads()
+        await asyncio.sleep(1.2)
+        later = await open_spreads()
+        return any(i in later and later[i] != a for i, a in alive.items())
+
+    await dash.wait(ticked, timeout=20, what="the time alive of an open spread row to tick")
 
 
 async def _truthy(aw: Awaitable[object]) -> bool:
