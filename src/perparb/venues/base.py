@@ -122,9 +122,9 @@ class Venue:
         except DecodeError:
             raise
         except UnicodeDecodeError:
-            raise DecodeError(f"{self.id} REST {path}: invalid UTF-8 at byte {_bad_utf8_at(raw)}") from None
+            raise DecodeError(f"{self.id}: invalid UTF-8 at byte {_bad_utf8_at(raw)}") from None
         except Exception as exc:
-            raise DecodeError(f"{self.id} REST {path}: {type(exc).__name__}: {exc}", "error") from exc
+            raise DecodeError(f"{self.id}: {type(exc).__name__}: {exc}", "error") from exc
         return self._checked(events, raw, clock_ns)
 
     def _checked(self, events: list[MarketEvent], raw: str | bytes, clock_ns: int | None) -> list[MarketEvent]:
