@@ -356,7 +356,8 @@ class Session:
             books = [sb for (bv, _), sb in e.books.items() if bv == v]
             venues[v] = {
                 "connected": st.connected, "ever_connected": st.connected_since_ns > 0, "messages": st.messages,
-                "decode_errors": st.decode_errors, "unknown_symbols": st.unknown_symbols,
+                "decode_errors": st.decode_errors, "decode_errors_by_reason": dict(st.errors_by_reason),
+                "unknown_symbols": st.unknown_symbols,
                 "reconnects": st.reconnects, "books_synced": sum(sb.state == SYNCED for sb in books),
                 "books": len(books), "book_resyncs": sum(sb.resyncs for sb in books),
                 "book_gaps": sum(sb.gaps for sb in books),

@@ -34,14 +34,24 @@ class Limits:
     clock_window_ns: int = 600_000_000_000  # venue timestamps within 10 min of the engine clock
 
 
-def check(ev: MarketEvent, limits: Limits, clock_ns: int | None = None) -> Problem | None:
+def check(ev: MarketEvent, limits: Limits, clock_ns: int | None = None, inf: float = INF) -> Problem | None:
     t = type(ev)
-    if t is Quote:
+    p: Problem | None = None
+    if t is BookDelta or t is BookSnapshot:
+        # The hot path: one pass over the levels, comparisons only.
+        b: BookDelta = ev  # type: ignore[assignment]
+        for px, qty in b.bids:
+            if not (0.0 < px < inf and 0.0 <= qty < inf):
+                p = _level_problem(b.bids, "bids")
+                break
+        else:
+            for px, qty in b.asks:
+                if not (0.0 < px < inf and 0.0 <= qty < inf):
+                    p = _level_problem(b.asks, "asks")
+                    break
+    elif t is Quote:
         q: Quote = ev  # type: ignore[assignment]
         p = _side(q.bid_px, q.bid_qty, "bid") or _side(q.ask_px, q.ask_qty, "ask")
-    elif t is BookDelta or t is BookSnapshot:
-        b: BookDelta = ev  # type: ignore[assignment]
-        p = _levels(b.bids, "bids") or _levels(b.asks, "asks")
     elif t is Funding:
         p = _funding(ev, limits)  # type: ignore[arg-type]
     elif t is Trade:
@@ -67,13 +77,6 @@ def _side(px: float, qty: float, name: str) -> Problem | None:
     if px == 0.0 and qty == 0.0 and name:
         return None  # an empty side of a top-of-book quote
     return (BAD_PRICE, f"{name}_px" if name else "px", px)
-
-
-def _levels(levels: list[Level], name: str) -> Problem | None:
-    for px, qty in levels:
-        if not (0.0 < px < INF and 0.0 <= qty < INF):
-            return _level_problem(levels, name)
-    return None
 
 
 def _level_problem(levels: list[Level], name: str) -> Problem:
