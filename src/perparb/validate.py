@@ -51,7 +51,8 @@ def check(ev: MarketEvent, limits: Limits, clock_ns: int | None = None, inf: flo
                     break
     elif t is Quote:
         q: Quote = ev  # type: ignore[assignment]
-        p = _side(q.bid_px, q.bid_qty, "bid") or _side(q.ask_px, q.ask_qty, "ask")
+        if not (0.0 < q.bid_px < inf and 0.0 <= q.bid_qty < inf and 0.0 < q.ask_px < inf and 0.0 <= q.ask_qty < inf):
+            p = _side(q.bid_px, q.bid_qty, "bid") or _side(q.ask_px, q.ask_qty, "ask")
     elif t is Funding:
         p = _funding(ev, limits)  # type: ignore[arg-type]
     elif t is Trade:
