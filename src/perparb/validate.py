@@ -37,7 +37,11 @@ class Limits:
 def check(ev: MarketEvent, limits: Limits, clock_ns: int | None = None, inf: float = INF) -> Problem | None:
     t = type(ev)
     p: Problem | None = None
-    if t is BookDelta or t is BookSnapshot:
+    if t is Quote:
+        q: Quote = ev  # type: ignore[assignment]
+        if not (0.0 < q.bid_px < inf and 0.0 <= q.bid_qty < inf and 0.0 < q.ask_px < inf and 0.0 <= q.ask_qty < inf):
+            p = _side(q.bid_px, q.bid_qty, "bid") or _side(q.ask_px, q.ask_qty, "ask")
+    elif t is BookDelta or t is BookSnapshot:
         # The hot path: one pass over the levels, comparisons only.
         b: BookDelta = ev  # type: ignore[assignment]
         for px, qty in b.bids:
@@ -49,10 +53,6 @@ def check(ev: MarketEvent, limits: Limits, clock_ns: int | None = None, inf: flo
                 if not (0.0 < px < inf and 0.0 <= qty < inf):
                     p = _level_problem(b.asks, "asks")
                     break
-    elif t is Quote:
-        q: Quote = ev  # type: ignore[assignment]
-        if not (0.0 < q.bid_px < inf and 0.0 <= q.bid_qty < inf and 0.0 < q.ask_px < inf and 0.0 <= q.ask_qty < inf):
-            p = _side(q.bid_px, q.bid_qty, "bid") or _side(q.ask_px, q.ask_qty, "ask")
     elif t is Funding:
         p = _funding(ev, limits)  # type: ignore[arg-type]
     elif t is Trade:

@@ -112,7 +112,11 @@ class Venue:
         except Exception as exc:  # a value of a type the parser did not expect, or a parser bug
             raise DecodeError(f"{self.id}: {type(exc).__name__}: {exc} in message {excerpt(raw)}",
                               "error") from exc
-        return self._checked(events, raw, clock_ns)
+        limits = self.limits
+        for ev in events:  # _checked, inlined: this runs for every message
+            if check(ev, limits, clock_ns) is not None:
+                self._checked(events, raw, clock_ns)
+        return events
 
     def decode_rest(self, path: str, raw: str | bytes, recv_ns: int, clock_ns: int | None = None,
                     ) -> list[MarketEvent]:
