@@ -129,6 +129,15 @@ def test_a_restart_on_the_same_ledger_restores_positions_balances_and_the_kill_s
     assert second.risk.killed and second.risk.kill_reason == "manual"
     assert {k: p.qty for k, p in second.risk.exposure.positions.items()} == {
         ("binance", "BTCUSDT"): 0.25, ("okx", "BTC-USDT-SWAP"): -0.25}
+    # a new order after the restart is journaled and filled (a repeated id would be dropped
+    # by the journal as the order it already has)
+    second.risk.resume()
+    second.bus.publish(TRADE_ORDERS, TradeIntent(
+        id="test-2", ts_ns=T0 + 100 * MS, strategy="test", action="close", asset="BTC",
+        legs=[Leg(venue="binance", symbol=bn.symbol, venue_symbol=bn.venue_symbol, side="sell", qty=0.25,
+                  reduce_only=True)]))
+    m2.advance(T0 + 200 * MS)
+    assert second.summary()["fills"] == 1
     second.close()
 
 

@@ -245,3 +245,17 @@ def test_a_close_the_venue_keeps_refusing_is_given_up_after_five_attempts() -> N
     (sc,) = runner.strategies
     assert [i.action for i in intents] == ["open"] + ["close"] * 5
     assert sc.positions == {} and sc.closed[-1].exit_reason == "close_failed"
+
+
+def test_intent_numbers_carry_on_after_the_journal() -> None:
+    from perparb.bus.messages import Order
+
+    bus, view, runner, intents = _world(SPREAD)
+    runner.restore([Order(id="sc-7.1", intent_id="sc-7", strategy="sc", ts_ns=1, venue="okx", symbol=OK.symbol,
+                          venue_symbol=OK.venue_symbol, side="sell", qty=0.03),
+                    Order(id="sc-9.r1.0", intent_id="sc-9.r1", strategy="sc", ts_ns=2, venue="okx", symbol=OK.symbol,
+                          venue_symbol=OK.venue_symbol, side="buy", qty=0.03),
+                    Order(id="other-40.0", intent_id="other-40", strategy="other", ts_ns=3, venue="okx",
+                          symbol=OK.symbol, venue_symbol=OK.venue_symbol, side="buy", qty=0.03)])
+    bus.publish(OPPORTUNITIES, _spread_opp())
+    assert [i.id for i in intents] == ["sc-10"]

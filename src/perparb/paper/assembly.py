@@ -78,6 +78,7 @@ class Trading:
             self.restored = len(events)
             self.accounting.restore(events)
             self.risk.restore(events)
+            self.strategies.restore(events)
             self.execution.restore(self.journal.orders.open_orders())
             self._deposited |= {m.venue for m in events if isinstance(m, Transfer) and m.id.startswith("deposit:")}
             if events:

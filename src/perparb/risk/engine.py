@@ -106,6 +106,9 @@ class RiskEngine:
         for msg in events:
             if isinstance(msg, Order):
                 ex.on_order(msg)
+                root = msg.intent_id.split(".")[0]
+                if root.startswith("flatten-") and root[8:].isdigit():
+                    self._flatten_seq = max(self._flatten_seq, int(root[8:]))  # ids never repeat
             elif isinstance(msg, OrderUpdate):
                 ex.on_update(msg)
             elif isinstance(msg, Fill):

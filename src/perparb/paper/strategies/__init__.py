@@ -17,6 +17,7 @@ from perparb.bus.messages import (
     KillSwitch,
     Message,
     OpportunityEvent,
+    Order,
     OrderUpdate,
     RiskReject,
     TradeIntent,
@@ -99,6 +100,17 @@ class StrategyRunner:
         if pos.state == "closed":
             for iid in [i for i, (_, p) in self._owner.items() if p is pos]:
                 del self._owner[iid]
+
+    def restore(self, events: Iterable[Message]) -> None:
+        """Carry on numbering intents after the journal's: an id used before a restart is
+        never used again (the journal would take a repeated order for one it has)."""
+        seqs = {s.name: s for s in self.strategies}
+        for msg in events:
+            if isinstance(msg, Order):
+                name, _, n = msg.intent_id.split(".")[0].rpartition("-")
+                s = seqs.get(name)
+                if s is not None and n.isdigit():
+                    s.restore_seq(int(n))
 
     def on_tick(self, now: int) -> None:
         for s in self.strategies:

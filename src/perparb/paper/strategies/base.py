@@ -133,6 +133,9 @@ class Strategy:
         self._seq = 0
         self._last_exit: dict[str, int] = {}  # venue pair -> when a position there closed
 
+    def restore_seq(self, n: int) -> None:
+        self._seq = max(self._seq, n)
+
     # -- what subclasses implement --------------------------------------------------------
     def on_opportunity(self, ev: OpportunityEvent, now: int) -> None:
         raise NotImplementedError
