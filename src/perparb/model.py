@@ -8,6 +8,8 @@ carries the venue's own timestamp (``ts_exchange_ns``) and the local receive tim
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 Level = tuple[float, float]
@@ -53,6 +55,17 @@ class Instrument(msgspec.Struct, kw_only=True, frozen=True):
         if self.inverse:
             return native_qty * self.contract_size / native_px if native_px else 0.0
         return native_qty * self.contract_size * self.price_scale
+
+    def levels(self, rows: Sequence[Sequence[float]]) -> list[Level]:
+        """Native ``[px, qty, ...]`` rows as normalized levels: ``px`` and ``qty`` for every
+        row, written out once per unit case because this runs for every level of every book
+        message."""
+        s, c = self.price_scale, self.contract_size
+        if self.inverse:
+            return [(r[0] / s, r[1] * c / r[0] if r[0] else 0.0) for r in rows]
+        if s == 1.0:
+            return [(r[0], r[1] * c) for r in rows]
+        return [(r[0] / s, r[1] * c * s) for r in rows]
 
     def native_px(self, px: float) -> float:
         return px * self.price_scale

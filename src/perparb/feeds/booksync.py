@@ -17,8 +17,8 @@ checksum is 0 or absent is not checked.
 
 from __future__ import annotations
 
-import heapq
 import zlib
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable
 
@@ -34,14 +34,47 @@ MAX_BUFFER = 2000
 def crc32_interleaved(bids: list[tuple[str, str]], asks: list[tuple[str, str]], depth: int = 25) -> int:
     """OKX/Bitget: CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top ``depth``
     levels (the longer side continues alone), as a signed 32-bit integer."""
-    parts: list[str] = []
-    for i in range(depth):
-        if i < len(bids):
-            parts += bids[i]
-        if i < len(asks):
-            parts += asks[i]
+    bids, asks = bids[:depth], asks[:depth]
+    n = min(len(bids), len(asks))
+    parts = [s for b, a in zip(bids, asks, strict=False) for s in (*b, *a)]
+    for level in bids[n:] or asks[n:]:
+        parts += level
     crc = zlib.crc32(":".join(parts).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+class _TextSide:
+    """One side of the venue's own level strings, keyed by native price, with the prices
+    kept sorted best first (bids negated) so the top levels are a slice."""
+
+    __slots__ = ("keys", "levels", "sign")
+
+    def __init__(self, is_bid: bool) -> None:
+        self.sign = -1.0 if is_bid else 1.0
+        self.levels: dict[float, tuple[str, str]] = {}
+        self.keys: list[float] = []
+
+    def apply(self, rows: list[tuple[str, str]]) -> None:
+        levels, keys, sign = self.levels, self.keys, self.sign
+        for px_text, sz_text in rows:
+            px = float(px_text)
+            if float(sz_text) > 0.0:
+                if px not in levels:
+                    if px != px:
+                        raise ValueError(f"NaN price {px_text!r}")
+                    insort(keys, px * sign)
+                levels[px] = (px_text, sz_text)
+            elif px in levels:
+                del levels[px]
+                del keys[bisect_left(keys, px * sign)]
+
+    def top(self, n: int) -> list[tuple[str, str]]:
+        levels, sign = self.levels, self.sign
+        return [levels[k * sign] for k in self.keys[:n]]
+
+    def clear(self) -> None:
+        self.levels.clear()
+        self.keys.clear()
 
 
 class _TextBook:
@@ -50,24 +83,18 @@ class _TextBook:
     __slots__ = ("asks", "bids")
 
     def __init__(self) -> None:
-        self.bids: dict[float, tuple[str, str]] = {}
-        self.asks: dict[float, tuple[str, str]] = {}
+        self.bids = _TextSide(True)
+        self.asks = _TextSide(False)
 
     def apply(self, levels: TextLevels, reset: bool) -> None:
         if reset:
             self.bids.clear()
             self.asks.clear()
-        for side, rows in ((self.bids, levels[0]), (self.asks, levels[1])):
-            for px, sz in rows:
-                if float(sz) > 0.0:
-                    side[float(px)] = (px, sz)
-                else:
-                    side.pop(float(px), None)
+        self.bids.apply(levels[0])
+        self.asks.apply(levels[1])
 
     def top(self, n: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        bids = [self.bids[p] for p in heapq.nlargest(n, self.bids)]
-        asks = [self.asks[p] for p in heapq.nsmallest(n, self.asks)]
-        return bids, asks
+        return self.bids.top(n), self.asks.top(n)
 
 
 class SyncedBook:

@@ -222,14 +222,18 @@ class Binance(Venue):
         return []
 
     def _depth(self, d: _Depth, recv_ns: int, stream: str) -> list[MarketEvent]:
-        inst = self.instrument(d.s)
+        inst = self.table.get(d.s) or self.instrument(d.s)
         if inst is None:
             return []
         scale = inst.price_scale
-        bids = [(p / scale, q * scale) for p, q in d.b]
-        asks = [(p / scale, q * scale) for p, q in d.a]
+        if scale == 1.0:  # the decoded (price, quantity) tuples are already normalized
+            bids, asks = d.b, d.a
+        else:
+            bids = [(p / scale, q * scale) for p, q in d.b]
+            asks = [(p / scale, q * scale) for p, q in d.a]
         # Partial-depth streams (@depth5/10/20) carry the whole top N every time.
-        if stream[stream.find("@depth") + 6: stream.find("@depth") + 7].isdigit():
+        at = stream.find("@depth") + 6
+        if stream[at:at + 1].isdigit():
             return [BookSnapshot(venue=self.id, symbol=inst.symbol, venue_symbol=d.s, bids=bids, asks=asks,
                                  seq=d.u, ts_exchange_ns=d.E * MS, recv_ns=recv_ns)]
         return [BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=d.s, bids=bids, asks=asks,

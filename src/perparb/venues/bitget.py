@@ -455,8 +455,7 @@ class Bitget(Venue):
 
 
 def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
-    px, qty = inst.px, inst.qty
-    return [(px(r[0]), qty(r[1], r[0])) for r in rows]
+    return inst.levels(rows)
 
 
 def _places(step: int, place: int) -> float:

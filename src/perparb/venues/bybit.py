@@ -235,9 +235,7 @@ class Bybit(Venue):
         snapshot = m.type == "snapshot" or d.u == 1
         if m.topic.startswith("orderbook.1."):
             return self._top_of_book(inst, d, snapshot, m.ts, recv_ns)
-        px, qty = inst.px, inst.qty
-        bids = [(px(p), qty(q, p)) for p, q in d.b]
-        asks = [(px(p), qty(q, p)) for p, q in d.a]
+        bids, asks = inst.levels(d.b), inst.levels(d.a)
         if snapshot:
             return [BookSnapshot(venue=self.id, symbol=inst.symbol, venue_symbol=d.s, bids=bids, asks=asks,
                                  seq=d.u, ts_exchange_ns=m.ts * MS, recv_ns=recv_ns)]

@@ -408,7 +408,7 @@ class Mexc(Venue):
 
 
 def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
-    return [(inst.px(r[0]), inst.qty(r[1], r[0])) for r in rows]
+    return inst.levels(rows)
 
 
 def _method(method: str, param: dict[str, object]) -> str:

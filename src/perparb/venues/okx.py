@@ -359,7 +359,7 @@ class Okx(Venue):
 
 
 def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
-    return [(inst.px(r[0]), inst.qty(r[1], r[0])) for r in rows]
+    return inst.levels(rows)
 
 
 def _op(op: str, args: list[dict[str, str]]) -> str:
