@@ -18,9 +18,10 @@ checksum is 0 or absent is not checked.
 from __future__ import annotations
 
 import zlib
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
+from itertools import chain
 
 from perparb.book import OrderBook
 from perparb.model import BookDelta, BookSnapshot, TextLevels
@@ -36,45 +37,48 @@ def crc32_interleaved(bids: list[tuple[str, str]], asks: list[tuple[str, str]], 
     levels (the longer side continues alone), as a signed 32-bit integer."""
     bids, asks = bids[:depth], asks[:depth]
     n = min(len(bids), len(asks))
-    parts = [s for b, a in zip(bids, asks, strict=False) for s in (*b, *a)]
-    for level in bids[n:] or asks[n:]:
-        parts += level
+    parts = list(chain.from_iterable(chain.from_iterable(zip(bids, asks, strict=False))))
+    parts += chain.from_iterable(bids[n:] or asks[n:])
     crc = zlib.crc32(":".join(parts).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 class _TextSide:
-    """One side of the venue's own level strings, keyed by native price, with the prices
-    kept sorted best first (bids negated) so the top levels are a slice."""
+    """One side of the venue's own level strings in price order, best first: ``keys`` are
+    the native prices (bids negated, so both ascend) and ``rows`` the text at the same index,
+    so the top levels are a slice."""
 
-    __slots__ = ("keys", "levels", "sign")
+    __slots__ = ("keys", "rows", "sign")
 
     def __init__(self, is_bid: bool) -> None:
         self.sign = -1.0 if is_bid else 1.0
-        self.levels: dict[float, tuple[str, str]] = {}
         self.keys: list[float] = []
+        self.rows: list[tuple[str, str]] = []
 
     def apply(self, rows: list[tuple[str, str]]) -> None:
-        levels, keys, sign = self.levels, self.keys, self.sign
+        keys, texts, sign = self.keys, self.rows, self.sign
         for px_text, sz_text in rows:
-            px = float(px_text)
+            k = float(px_text) * sign
+            i = bisect_left(keys, k)
+            here = i < len(keys) and keys[i] == k
             if float(sz_text) > 0.0:
-                if px not in levels:
-                    if px != px:
-                        raise ValueError(f"NaN price {px_text!r}")
-                    insort(keys, px * sign)
-                levels[px] = (px_text, sz_text)
-            elif px in levels:
-                del levels[px]
-                del keys[bisect_left(keys, px * sign)]
+                if here:
+                    texts[i] = (px_text, sz_text)
+                elif k != k:
+                    raise ValueError(f"NaN price {px_text!r}")
+                else:
+                    keys.insert(i, k)
+                    texts.insert(i, (px_text, sz_text))
+            elif here:
+                del keys[i]
+                del texts[i]
 
     def top(self, n: int) -> list[tuple[str, str]]:
-        levels, sign = self.levels, self.sign
-        return [levels[k * sign] for k in self.keys[:n]]
+        return self.rows[:n]
 
     def clear(self) -> None:
-        self.levels.clear()
         self.keys.clear()
+        self.rows.clear()
 
 
 class _TextBook:

@@ -189,6 +189,8 @@ class Binance(Venue):
             if inst is None:
                 return []
             scale = inst.price_scale
+            if scale == 1.0:
+                return [Quote("binance", inst.symbol, sym, ev.b, ev.B, ev.a, ev.A, (ev.E or ev.T) * MS, recv_ns)]
             return [Quote("binance", inst.symbol, sym, ev.b / scale, ev.B * scale, ev.a / scale, ev.A * scale,
                           (ev.E or ev.T) * MS, recv_ns)]
         if t is _Depth:

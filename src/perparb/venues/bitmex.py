@@ -280,9 +280,9 @@ class Bitmex(Venue):
         if inst is None:
             return None
         ts = iso_ns(rows[0].timestamp) if rows and rows[0].timestamp else 0
-        px, qty = inst.px, inst.qty
-        bids: list[Level] = []
-        asks: list[Level] = []
+        # Rows are gathered in native units and converted per side in one pass.
+        bids: list[tuple[float, float]] = []
+        asks: list[tuple[float, float]] = []
         if action == "partial":
             fresh: dict[int, float] = {}
             self._ids[sym] = fresh
@@ -291,11 +291,11 @@ class Bitmex(Venue):
                 if p is None:
                     raise ValueError(f"partial row {r.id} has no price")
                 fresh[r.id] = p
-                _side(bids, asks, r.side).append((px(p), qty(r.size, p)))
+                _side(bids, asks, r.side).append((p, r.size))
             bids.sort(reverse=True)
             asks.sort()
-            return BookSnapshot(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=bids, asks=asks,
-                                ts_exchange_ns=ts, recv_ns=recv_ns)
+            return BookSnapshot(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=inst.levels(bids),
+                                asks=inst.levels(asks), ts_exchange_ns=ts, recv_ns=recv_ns)
         ids = self._ids.get(sym)
         if ids is None:
             return None  # before the partial
@@ -305,7 +305,7 @@ class Bitmex(Venue):
                 p = known if r.price is None else r.price
                 if p is None:
                     return self._lost(inst, ts, recv_ns)
-                _side(bids, asks, r.side).append((px(p), 0.0))
+                _side(bids, asks, r.side).append((p, 0.0))
         elif action == "insert" or action == "update":
             for r in rows:
                 p = r.price
@@ -315,11 +315,11 @@ class Bitmex(Venue):
                         return self._lost(inst, ts, recv_ns)
                 else:
                     ids[r.id] = p
-                _side(bids, asks, r.side).append((px(p), qty(r.size, p)))
+                _side(bids, asks, r.side).append((p, r.size))
         else:
             raise ValueError(f"unknown action {action!r}")
-        return BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=bids, asks=asks,
-                         ts_exchange_ns=ts, recv_ns=recv_ns)
+        return BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=inst.levels(bids),
+                         asks=inst.levels(asks), ts_exchange_ns=ts, recv_ns=recv_ns)
 
     def _lost(self, inst: Instrument, ts: int, recv_ns: int) -> BookDelta:
         """A level id we never saw: an insert was lost. Forget the book and break its chain."""
@@ -543,6 +543,7 @@ class Bitmex(Venue):
 
 # -- helpers --------------------------------------------------------------------------------
 def _side(bids: list[Level], asks: list[Level], side: str) -> list[Level]:
+    """The list a row of ``side`` goes to (native or normalized levels alike)."""
     if side == "Buy":
         return bids
     if side == "Sell":

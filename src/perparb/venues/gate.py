@@ -461,7 +461,7 @@ def _contract(i: Instrument, now: int) -> dict[str, object]:
 
 
 def _levels(inst: Instrument, rows: list[_Level]) -> list[Level]:
-    return [(inst.px(r.p), inst.qty(r.s, r.p)) for r in rows]
+    return inst.levels([(r.p, r.s) for r in rows])
 
 
 def _sub(channel: str, payload: list[str], now: int) -> str:
