@@ -8,7 +8,7 @@ WEB_BUILD := src/perparb/api/static/index.html
 
 .PHONY: setup demo test lint bench clean browser postgres
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/perparb/_levels.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -53,3 +53,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	find src -name "*.so" -delete

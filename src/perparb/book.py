@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
+from perparb.levels import apply_side
 from perparb.model import Level
 
 
@@ -68,19 +69,10 @@ class OrderBook:
         self.apply(bids, asks)
 
     def apply(self, bids: list[Level], asks: list[Level]) -> None:
-        # Side.set inlined: this loop is the hot path of every book update.
-        for side, changes in ((self.bids, bids), (self.asks, asks)):
-            levels, keys, sign = side.levels, side.keys, side.sign
-            for px, qty in changes:
-                if qty > 0.0:
-                    if px not in levels:
-                        if px != px:
-                            raise ValueError("NaN price")
-                        insort(keys, px * sign)
-                    levels[px] = qty
-                elif px in levels:
-                    del levels[px]
-                    del keys[bisect_left(keys, px * sign)]
+        # The per-level loop is the hot path of every book update (compiled: perparb.levels).
+        b, a = self.bids, self.asks
+        apply_side(b.levels, b.keys, b.sign, bids)
+        apply_side(a.levels, a.keys, a.sign, asks)
 
     def best_bid(self) -> Level | None:
         return self.bids.best()

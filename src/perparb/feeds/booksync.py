@@ -18,12 +18,12 @@ checksum is 0 or absent is not checked.
 from __future__ import annotations
 
 import zlib
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable
 from itertools import chain
 
 from perparb.book import OrderBook
+from perparb.levels import apply_text
 from perparb.model import BookDelta, BookSnapshot, TextLevels
 
 Checksum = Callable[[list[tuple[str, str]], list[tuple[str, str]]], int]
@@ -56,22 +56,7 @@ class _TextSide:
         self.rows: list[tuple[str, str]] = []
 
     def apply(self, rows: list[tuple[str, str]]) -> None:
-        keys, texts, sign = self.keys, self.rows, self.sign
-        for px_text, sz_text in rows:
-            k = float(px_text) * sign
-            i = bisect_left(keys, k)
-            here = i < len(keys) and keys[i] == k
-            if float(sz_text) > 0.0:
-                if here:
-                    texts[i] = (px_text, sz_text)
-                elif k != k:
-                    raise ValueError(f"NaN price {px_text!r}")
-                else:
-                    keys.insert(i, k)
-                    texts.insert(i, (px_text, sz_text))
-            elif here:
-                del keys[i]
-                del texts[i]
+        apply_text(self.keys, self.rows, self.sign, rows)
 
     def top(self, n: int) -> list[tuple[str, str]]:
         return self.rows[:n]

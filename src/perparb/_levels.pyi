@@ -1,0 +1,6 @@
+from collections.abc import Sequence
+
+def apply_side(levels: dict[float, float], keys: list[float], sign: float,
+               changes: Sequence[Sequence[float]]) -> None: ...
+def apply_text(keys: list[float], texts: list[tuple[str, str]], sign: float,
+               changes: Sequence[Sequence[str]]) -> None: ...

@@ -1,0 +1,97 @@
+"""The per-level loops, compiled and in Python, against books written out by hand."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import pytest
+
+from perparb import levels
+from perparb.book import OrderBook
+
+IMPLS = [pytest.param((levels.py_apply_side, levels.py_apply_text), id="python")]
+if levels.COMPILED:
+    IMPLS.append(pytest.param((levels.apply_side, levels.apply_text), id="compiled"))
+
+
+def test_compiled_form_is_built_where_a_compiler_exists() -> None:
+    # `pip install -e .` builds perparb._levels; only a machine without a C compiler runs Python alone
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler on this machine")
+    assert levels.COMPILED
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_side_inserts_updates_and_removes(impl: tuple) -> None:
+    apply_side, _ = impl
+    book: dict[float, float] = {}
+    keys: list[float] = []
+    apply_side(book, keys, -1.0, [(10.0, 1.0), (9.0, 2.0), (11.0, 3.0)])  # bids: best (highest) first
+    assert keys == [-11.0, -10.0, -9.0]
+    assert book == {10.0: 1.0, 9.0: 2.0, 11.0: 3.0}
+    apply_side(book, keys, -1.0, [(10.0, 0.0), (12.0, 0.0), (9.0, 5.0)])  # removing an absent level is a no-op
+    assert keys == [-11.0, -9.0]
+    assert book == {11.0: 3.0, 9.0: 5.0}
+    asks: dict[float, float] = {}
+    akeys: list[float] = []
+    apply_side(asks, akeys, 1.0, [[3.5, 1.0], [2.5, 1.0]])  # decoded lists work as pairs too
+    assert akeys == [2.5, 3.5]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_side_refuses_a_nan_price(impl: tuple) -> None:
+    apply_side, _ = impl
+    book: dict[float, float] = {}
+    keys: list[float] = []
+    with pytest.raises(ValueError):
+        apply_side(book, keys, 1.0, [(float("nan"), 1.0)])
+    assert keys == []
+    assert book == {}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_text_side_keeps_the_venue_text_in_price_order(impl: tuple) -> None:
+    _, apply_text = impl
+    keys: list[float] = []
+    texts: list[tuple[str, str]] = []
+    apply_text(keys, texts, -1.0, [("10.50", "1"), ("9.9", "2"), ("11", "3")])
+    assert texts == [("11", "3"), ("10.50", "1"), ("9.9", "2")]
+    # the same price written another way replaces the text; size "0" removes; absent removal ignored
+    apply_text(keys, texts, -1.0, [("10.5", "4"), ("11", "0.0"), ("8", "0")])
+    assert texts == [("10.5", "4"), ("9.9", "2")]
+    assert keys == [-10.5, -9.9]
+    with pytest.raises(ValueError):
+        apply_text(keys, texts, -1.0, [("nan", "1")])
+    with pytest.raises(ValueError):
+        apply_text(keys, texts, -1.0, [("1.0", "x")])
+
+
+@pytest.mark.skipif(not levels.COMPILED, reason="compiled form not built")
+def test_compiled_and_python_agree_on_a_long_random_session() -> None:
+    rng = random.Random(7)
+    sides = [({}, []), ({}, [])]
+    texts = [([], []), ([], [])]
+    prices = [round(100 + i * 0.5, 1) for i in range(60)]
+    for _ in range(3000):
+        changes = [(rng.choice(prices), rng.choice([0.0, 0.0, rng.uniform(0.1, 5)])) for _ in range(rng.randint(1, 8))]
+        text_changes = [(f"{p:.1f}", "0" if q == 0.0 else f"{q:.4f}") for p, q in changes]
+        levels.py_apply_side(sides[0][0], sides[0][1], -1.0, changes)
+        levels.apply_side(sides[1][0], sides[1][1], -1.0, changes)
+        levels.py_apply_text(texts[0][0], texts[0][1], 1.0, text_changes)
+        levels.apply_text(texts[1][0], texts[1][1], 1.0, text_changes)
+    assert sides[0] == sides[1]
+    assert texts[0] == texts[1]
+    assert sides[0][1] == sorted(-p for p in sides[0][0])
+
+
+def test_order_book_reads_best_levels_with_either_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    for impl in (levels.py_apply_side, levels.apply_side):
+        monkeypatch.setattr("perparb.book.apply_side", impl)
+        book = OrderBook()
+        book.load([(99.0, 1.0), (100.0, 2.0)], [(101.0, 3.0), (102.0, 4.0)])
+        book.apply([(100.0, 0.0)], [(100.5, 1.5)])
+        assert book.best_bid() == (99.0, 1.0)
+        assert book.best_ask() == (100.5, 1.5)
+        assert book.bids.top(5) == [(99.0, 1.0)]
+        assert not book.crossed()
