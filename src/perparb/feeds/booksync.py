@@ -20,7 +20,6 @@ from __future__ import annotations
 import zlib
 from collections import deque
 from collections.abc import Callable
-from itertools import chain
 
 from perparb.book import OrderBook
 from perparb.levels import apply_text
@@ -37,8 +36,8 @@ def crc32_interleaved(bids: list[tuple[str, str]], asks: list[tuple[str, str]], 
     levels (the longer side continues alone), as a signed 32-bit integer."""
     bids, asks = bids[:depth], asks[:depth]
     n = min(len(bids), len(asks))
-    parts = list(chain.from_iterable(chain.from_iterable(zip(bids, asks, strict=False))))
-    parts += chain.from_iterable(bids[n:] or asks[n:])
+    parts = [f"{bp}:{bs}:{ap}:{as_}" for (bp, bs), (ap, as_) in zip(bids, asks, strict=False)]
+    parts += [f"{p}:{s}" for p, s in bids[n:] or asks[n:]]
     crc = zlib.crc32(":".join(parts).encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 

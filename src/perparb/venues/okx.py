@@ -179,23 +179,28 @@ class Okx(Venue):
     def _books(self, msg: _Push[_Book], always_snapshot: bool, recv_ns: int, raw: bytes) -> list[MarketEvent]:
         out: list[MarketEvent] = []
         text: _Push[BookText] | None = None
+        snapshot = always_snapshot or msg.action == "snapshot"
         for n, d in enumerate(msg.data):
-            inst = self.instrument(d.instId or msg.arg.instId)
+            sym = d.instId or msg.arg.instId
+            inst = self.table.get(sym) or self.instrument(sym)
             if inst is None:
                 continue
             raw_levels = None
             if d.checksum:  # 0 means "not provided"; only then is the exact text needed
                 text = text or _books_text.decode(raw)
-                t = text.data[n]
-                raw_levels = t.levels()
-            common = dict(venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol,
-                          bids=_levels(inst, d.bids), asks=_levels(inst, d.asks), checksum=d.checksum or None,
-                          raw_levels=raw_levels, ts_exchange_ns=d.ts * MS, recv_ns=recv_ns)
+                raw_levels = text.data[n].levels()
+            bids, asks = _levels(inst, d.bids), _levels(inst, d.asks)
             seq = d.seqId or 0
-            if always_snapshot or msg.action == "snapshot":
-                out.append(BookSnapshot(seq=seq, **common))  # type: ignore[arg-type]
+            if snapshot:
+                out.append(BookSnapshot(
+                    venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, bids=bids, asks=asks,
+                    seq=seq, checksum=d.checksum or None, raw_levels=raw_levels, ts_exchange_ns=d.ts * MS,
+                    recv_ns=recv_ns))
             else:
-                out.append(BookDelta(first_seq=seq, seq=seq, prev_seq=d.prevSeqId, **common))  # type: ignore[arg-type]
+                out.append(BookDelta(
+                    venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, bids=bids, asks=asks,
+                    first_seq=seq, seq=seq, prev_seq=d.prevSeqId, checksum=d.checksum or None,
+                    raw_levels=raw_levels, ts_exchange_ns=d.ts * MS, recv_ns=recv_ns))
         return out
 
     def _bbo(self, msg: _Push[_Book], recv_ns: int) -> list[MarketEvent]:
