@@ -108,27 +108,28 @@ class Cryptofeed:
 
 # -- perparb's side ------------------------------------------------------------------------
 class Perparb:
-    """Each line through the venue adapter's decode, book events applied to ``SyncedBook``s
-    with the venue's sequence rule and checksum, as the engine does."""
+    """Each line through the venue adapter's ``decode`` (parse plus the plausibility check
+    of every price and size; no clock window, the recordings are years old), book events
+    applied to ``SyncedBook``s with the venue's sequence rule and checksum, as the engine does."""
 
     def __init__(self, row: dict[str, Any], fixtures: Path) -> None:
         self.adapter: Venue = venue_class(row["venue"])(load_registry())
         self.lines = _lines(fixtures / row["file"])
         self.books = row.get("book", True)
-        decode = self.adapter.parse
+        decode = self.adapter.decode
         events = [ev for ln in self.lines for ev in decode(ln, 0)]
         self.syms = list(dict.fromkeys(e.venue_symbol for e in events if type(e) in (BookSnapshot, BookDelta)))
         self.snaps: list[BookSnapshot] = []
         if row.get("snapshots"):
             for sym, raw in zip(self.syms, _lines(fixtures / row["snapshots"]), strict=False):
                 path = self.adapter.book_snapshot_path(self.adapter.table[sym]) or ""
-                self.snaps += [e for e in self.adapter.parse_rest(path, raw, 0) if type(e) is BookSnapshot]
+                self.snaps += [e for e in self.adapter.decode_rest(path, raw, 0) if type(e) is BookSnapshot]
         self.resyncs = 0
         self.levels = 0
 
     def _pass(self) -> float:
         adapter = self.adapter
-        decode = adapter.parse
+        decode = adapter.decode  # parse plus the plausibility check, as the engine runs it
         lines = self.lines
         if not self.books:
             start = time.process_time()
