@@ -6,4 +6,4 @@ same loops in Python (perparb.levels)."""
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("perparb._levels", ["src/perparb/_levels.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+                             extra_compile_args=["-O2", "-ffp-contract=off"])])

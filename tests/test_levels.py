@@ -95,3 +95,30 @@ def test_order_book_reads_best_levels_with_either_form(monkeypatch: pytest.Monke
         assert book.best_ask() == (100.5, 1.5)
         assert book.bids.top(5) == [(99.0, 1.0)]
         assert not book.crossed()
+
+
+CONVERT = [pytest.param(levels.py_to_levels, id="python")]
+OK = [pytest.param(levels.py_levels_ok, id="python")]
+if levels.COMPILED:
+    CONVERT.append(pytest.param(levels.to_levels, id="compiled"))
+    OK.append(pytest.param(levels.levels_ok, id="compiled"))
+
+
+@pytest.mark.parametrize("to_levels", CONVERT)
+def test_native_rows_to_levels(to_levels) -> None:
+    # inverse: 10 contracts of 100 USD at 4.0 are 250 coins; a zero price carries nothing
+    assert to_levels([[4.0, 10.0, 0.0, 2.0], (0.0, 3.0)], 1.0, 100.0, True) == [(4.0, 250.0), (0.0, 0.0)]
+    # linear, 1000-unit multiple: price per one unit / 1000, 2 contracts of 0.5 * 1000 units
+    assert to_levels([[2500.0, 2.0]], 1000.0, 0.5, False) == [(2.5, 1000.0)]
+    assert to_levels([(7.25, 3.0)], 1.0, 0.1, False) == [(7.25, 3.0 * 0.1)]
+    assert to_levels([], 1.0, 1.0, False) == []
+
+
+@pytest.mark.parametrize("levels_ok", OK)
+def test_levels_ok_accepts_only_finite_positive_prices_and_sizes(levels_ok) -> None:
+    assert levels_ok([(1.0, 0.0), (2.5, 3.0)])
+    assert levels_ok([])
+    inf, nan = float("inf"), float("nan")
+    for bad in ([(0.0, 1.0)], [(-1.0, 1.0)], [(inf, 1.0)], [(nan, 1.0)], [(1.0, -0.5)], [(1.0, inf)],
+                [(1.0, nan)], [(1.0, 2.0), (1.0, 2.0, 3.0)], [("1.0", 2.0)]):
+        assert not levels_ok(bad), bad

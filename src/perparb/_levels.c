@@ -3,6 +3,9 @@
  * loops they replace (perparb/levels.py), which stay the fallback when this module is not
  * built; the tests run both on the same inputs.
  *
+ * Also: native rows to normalized levels (perparb.model.Instrument.levels) and the
+ * plausibility test of a list of levels (perparb.validate).
+ *
  * A side is a dict price -> size plus a list of sort keys (price * sign, ascending, so the
  * best level is element 0). The text side keeps the venue's (price, size) strings in a list
  * at the same index as its keys.
@@ -180,11 +183,111 @@ fail:
     return NULL;
 }
 
+/* Item i of a row (tuple or list), borrowed; NULL with IndexError or TypeError as row[i] would. */
+static PyObject *item(PyObject *row, Py_ssize_t i) {
+    if (PyTuple_Check(row) || PyList_Check(row)) {
+        if (PySequence_Fast_GET_SIZE(row) > i)
+            return PySequence_Fast_GET_ITEM(row, i);
+        PyErr_SetString(PyExc_IndexError, "a level row needs a price and a size");  /* as row[1] would */
+        return NULL;
+    }
+    PyErr_SetString(PyExc_TypeError, "a level row must be a list or tuple of price and size");
+    return NULL;
+}
+
+/* to_levels(rows, scale, contract_size, inverse) -> list[(px, qty)]: native rows
+ * [px, qty, ...] to normalized levels, the arithmetic of Instrument.px / Instrument.qty. */
+static PyObject *to_levels(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "to_levels(rows, scale, contract_size, inverse)");
+        return NULL;
+    }
+    double s = PyFloat_AsDouble(args[1]);
+    if (s == -1.0 && PyErr_Occurred())
+        return NULL;
+    double c = PyFloat_AsDouble(args[2]);
+    if (c == -1.0 && PyErr_Occurred())
+        return NULL;
+    int inverse = PyObject_IsTrue(args[3]);
+    if (inverse < 0)
+        return NULL;
+    PyObject *seq = PySequence_Fast(args[0], "rows must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **rows = PySequence_Fast_ITEMS(seq);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = item(rows[i], 0), *b = a ? item(rows[i], 1) : NULL;
+        if (b == NULL)
+            goto fail;
+        double p = PyFloat_AsDouble(a);
+        if (p == -1.0 && PyErr_Occurred())
+            goto fail;
+        double q = PyFloat_AsDouble(b);
+        if (q == -1.0 && PyErr_Occurred())
+            goto fail;
+        double px, qty;
+        if (inverse) {
+            px = p / s;
+            qty = p != 0.0 ? q * c / p : 0.0;
+        } else if (s == 1.0) {
+            px = p;
+            qty = q * c;
+        } else {
+            px = p / s;
+            qty = q * c * s;
+        }
+        PyObject *level = Py_BuildValue("(dd)", px, qty);
+        if (level == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, i, level);
+    }
+    Py_DECREF(seq);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+/* levels_ok(levels) -> bool: every level a (price, size) pair of floats with
+ * 0 < price < inf and 0 <= size < inf. False also for anything else (the caller's own
+ * loop then says what is wrong). */
+static PyObject *levels_ok(PyObject *self, PyObject *levels) {
+    if (!PyList_CheckExact(levels))
+        Py_RETURN_FALSE;
+    Py_ssize_t n = PyList_GET_SIZE(levels);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(levels, i), *a, *b;
+        if (PyTuple_CheckExact(row) && PyTuple_GET_SIZE(row) == 2) {
+            a = PyTuple_GET_ITEM(row, 0);
+            b = PyTuple_GET_ITEM(row, 1);
+        } else if (PyList_CheckExact(row) && PyList_GET_SIZE(row) == 2) {
+            a = PyList_GET_ITEM(row, 0);
+            b = PyList_GET_ITEM(row, 1);
+        } else {
+            Py_RETURN_FALSE;
+        }
+        if (!PyFloat_CheckExact(a) || !PyFloat_CheckExact(b))
+            Py_RETURN_FALSE;
+        double px = PyFloat_AS_DOUBLE(a), qty = PyFloat_AS_DOUBLE(b);
+        if (!(0.0 < px && px < Py_HUGE_VAL && 0.0 <= qty && qty < Py_HUGE_VAL))
+            Py_RETURN_FALSE;
+    }
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,
      "Apply (price, size) changes to one side of a book: size 0 removes the level."},
     {"apply_text", (PyCFunction)(void (*)(void))apply_text, METH_FASTCALL,
      "Apply the venue's (price, size) strings to one side of a checksum text book."},
+    {"to_levels", (PyCFunction)(void (*)(void))to_levels, METH_FASTCALL,
+     "Native [px, qty, ...] rows to normalized (px, qty) levels."},
+    {"levels_ok", levels_ok, METH_O, "Whether every level has a finite positive price and size >= 0."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from perparb.levels import levels_ok
 from perparb.model import BookDelta, BookSnapshot, Funding, Level, MarketEvent, Quote, Trade
 
 INF = float("inf")
@@ -42,17 +43,10 @@ def check(ev: MarketEvent, limits: Limits, clock_ns: int | None = None, inf: flo
         if not (0.0 < q.bid_px < inf and 0.0 <= q.bid_qty < inf and 0.0 < q.ask_px < inf and 0.0 <= q.ask_qty < inf):
             p = _side(q.bid_px, q.bid_qty, "bid") or _side(q.ask_px, q.ask_qty, "ask")
     elif t is BookDelta or t is BookSnapshot:
-        # The hot path: one pass over the levels, comparisons only.
+        # The hot path: one compiled pass per side where built (perparb.levels), else in Python.
         b: BookDelta = ev  # type: ignore[assignment]
-        for px, qty in b.bids:
-            if not (0.0 < px < inf and 0.0 <= qty < inf):
-                p = _level_problem(b.bids, "bids")
-                break
-        else:
-            for px, qty in b.asks:
-                if not (0.0 < px < inf and 0.0 <= qty < inf):
-                    p = _level_problem(b.asks, "asks")
-                    break
+        if not (levels_ok(b.bids) and levels_ok(b.asks)):
+            p = _book_problem(b, inf)
     elif t is Funding:
         p = _funding(ev, limits)  # type: ignore[arg-type]
     elif t is Trade:
@@ -67,6 +61,18 @@ def check(ev: MarketEvent, limits: Limits, clock_ns: int | None = None, inf: flo
         return (BAD_TIME, "ts_exchange_ns", ts)
     if ts and clock_ns is not None and not -limits.clock_window_ns <= ts - clock_ns <= limits.clock_window_ns:
         return (BAD_TIME, "ts_exchange_ns", ts)
+    return None
+
+
+def _book_problem(b: BookDelta, inf: float) -> Problem | None:
+    """The first bad level of a book event: one pass, comparisons only (also the whole
+    check where perparb._levels is not built)."""
+    for px, qty in b.bids:
+        if not (0.0 < px < inf and 0.0 <= qty < inf):
+            return _level_problem(b.bids, "bids")
+    for px, qty in b.asks:
+        if not (0.0 < px < inf and 0.0 <= qty < inf):
+            return _level_problem(b.asks, "asks")
     return None
 
 
