@@ -122,3 +122,21 @@ def test_levels_ok_accepts_only_finite_positive_prices_and_sizes(levels_ok) -> N
     for bad in ([(0.0, 1.0)], [(-1.0, 1.0)], [(inf, 1.0)], [(nan, 1.0)], [(1.0, -0.5)], [(1.0, inf)],
                 [(1.0, nan)], [(1.0, 2.0), (1.0, 2.0, 3.0)], [("1.0", 2.0)]):
         assert not levels_ok(bad), bad
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_text_prices_read_as_python_reads_them(impl: tuple) -> None:
+    _, apply_text = impl
+    texts_in = ["1.5", "1.", ".25", "1_000", "1e2", " 7 ", "0.30000000000000004", "123456789.123456789"]
+    keys: list[float] = []
+    texts: list[tuple[str, str]] = []
+    apply_text(keys, texts, 1.0, [(t, "1") for t in texts_in])
+    assert keys == sorted(float(t) for t in texts_in)
+    # sizes: "0.000" removes, "-1" is not positive either, "0.0001" keeps
+    apply_text(keys, texts, 1.0, [("1.5", "0.000"), ("1e2", "-1"), (".25", "0.0001")])
+    assert keys == sorted(float(t) for t in texts_in if t not in ("1.5", "1e2"))
+    for bad in ("1.2.3", "", "-", "abc"):
+        with pytest.raises(ValueError):
+            apply_text(keys, texts, 1.0, [(bad, "1")])
+        with pytest.raises(ValueError):
+            apply_text(keys, texts, 1.0, [("5", bad)])

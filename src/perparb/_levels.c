@@ -117,6 +117,44 @@ fail:
     return NULL;
 }
 
+
+/* float(text) for the venue's number strings. Plain ASCII decimals ([-]digits[.digits]) are
+ * read in place; anything else goes through float() itself, so errors and exotic forms
+ * (spaces, underscores, exponents) behave exactly as in Python. Returns -1 on error. */
+static int text_to_double(PyObject *text, double *out) {
+    if (PyUnicode_Check(text) && PyUnicode_IS_ASCII(text)) {
+        const char *s = (const char *)PyUnicode_DATA(text);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0, digits = 0, dots = 0;
+        if (n > 0 && s[0] == '-')
+            i = 1;
+        for (; i < n; i++) {
+            char ch = s[i];
+            if (ch >= '0' && ch <= '9')
+                digits++;
+            else if (ch == '.')
+                dots++;
+            else
+                break;
+        }
+        if (i == n && digits > 0 && dots <= 1 && n < 64) {
+            char *end;
+            double x = PyOS_string_to_double(s, &end, NULL);
+            if (x == -1.0 && PyErr_Occurred())
+                return -1;
+            if (end == s + n) {
+                *out = x;
+                return 0;
+            }
+        }
+    }
+    PyObject *f = PyFloat_FromString(text);
+    if (f == NULL)
+        return -1;
+    *out = PyFloat_AS_DOUBLE(f);
+    Py_DECREF(f);
+    return 0;
+}
+
 /* apply_text(keys: list, texts: list, sign: float, changes) -> None; changes hold the
  * venue's (price, size) strings. */
 static PyObject *apply_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -139,16 +177,10 @@ static PyObject *apply_text(PyObject *self, PyObject *const *args, Py_ssize_t na
         PyObject *pxs, *szs;
         if (pair(rows[i], &pxs, &szs) < 0)
             goto fail;
-        PyObject *f = PyFloat_FromString(pxs);
-        if (f == NULL)
+        double k, sz;
+        if (text_to_double(pxs, &k) < 0 || text_to_double(szs, &sz) < 0)
             goto fail;
-        double k = PyFloat_AS_DOUBLE(f) * sign;
-        Py_DECREF(f);
-        f = PyFloat_FromString(szs);
-        if (f == NULL)
-            goto fail;
-        double sz = PyFloat_AS_DOUBLE(f);
-        Py_DECREF(f);
+        k *= sign;
         Py_ssize_t at = bisect(keys, k, 0);
         int here = at < PyList_GET_SIZE(keys) && PyFloat_AS_DOUBLE(PyList_GET_ITEM(keys, at)) == k;
         if (sz > 0.0) {
