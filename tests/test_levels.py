@@ -140,3 +140,25 @@ def test_text_prices_read_as_python_reads_them(impl: tuple) -> None:
             apply_text(keys, texts, 1.0, [(bad, "1")])
         with pytest.raises(ValueError):
             apply_text(keys, texts, 1.0, [("5", bad)])
+
+
+def test_checksum_text_crc_compiled_and_python_agree_with_zlib() -> None:
+    import zlib
+
+    from perparb.feeds.booksync import py_crc32_interleaved
+
+    rng = random.Random(3)
+    impls = [py_crc32_interleaved] + ([levels.crc32_text] if levels.COMPILED else [])
+    for _ in range(200):
+        bids = [(f"{100 - i * 0.1:.1f}", f"{rng.uniform(0, 9):.3f}") for i in range(rng.randint(0, 40))]
+        asks = [(f"{101 + i * 0.1:.1f}", str(rng.randint(1, 500))) for i in range(rng.randint(0, 40))]
+        parts = []
+        for i in range(25):
+            if i < len(bids):
+                parts += bids[i]
+            if i < len(asks):
+                parts += asks[i]
+        crc = zlib.crc32(":".join(parts).encode())
+        expected = crc - (1 << 32) if crc >= 1 << 31 else crc
+        for impl in impls:
+            assert impl(bids, asks, 25) == expected

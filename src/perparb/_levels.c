@@ -312,6 +312,73 @@ static PyObject *levels_ok(PyObject *self, PyObject *levels) {
     Py_RETURN_TRUE;
 }
 
+/* CRC32 (the zlib/IEEE polynomial) of the venues' checksum text: "bid1px:bid1sz:ask1px:
+ * ask1sz:..." over the top `depth` levels of each side, the longer side continuing alone,
+ * computed piece by piece without building the string. */
+static unsigned int crc_table[256];
+
+static void crc_init(void) {
+    for (unsigned int i = 0; i < 256; i++) {
+        unsigned int c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+static int crc_text(unsigned int *crc, PyObject *text, int *first) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+    if (s == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "checksum levels must be text");
+        return -1;
+    }
+    unsigned int c = *crc;
+    if (!*first)
+        c = crc_table[(c ^ (unsigned char)':') & 0xff] ^ (c >> 8);
+    *first = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        c = crc_table[(c ^ (unsigned char)s[i]) & 0xff] ^ (c >> 8);
+    *crc = c;
+    return 0;
+}
+
+static int crc_level(unsigned int *crc, PyObject *level, int *first) {
+    PyObject *a, *b;
+    if (pair(level, &a, &b) < 0)
+        return -1;
+    return crc_text(crc, a, first) < 0 ? -1 : crc_text(crc, b, first);
+}
+
+/* crc32_text(bids, asks, depth) -> signed 32-bit int */
+static PyObject *crc32_text(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "crc32_text(bids: list, asks: list, depth: int)");
+        return NULL;
+    }
+    Py_ssize_t depth = PyLong_AsSsize_t(args[2]);
+    if (depth == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *bids = args[0], *asks = args[1];
+    Py_ssize_t nb = PyList_GET_SIZE(bids), na = PyList_GET_SIZE(asks);
+    if (nb > depth)
+        nb = depth;
+    if (na > depth)
+        na = depth;
+    unsigned int crc = 0xFFFFFFFFu;
+    int first = 1;
+    for (Py_ssize_t i = 0; i < nb || i < na; i++) {
+        if (i < nb && crc_level(&crc, PyList_GET_ITEM(bids, i), &first) < 0)
+            return NULL;
+        if (i < na && crc_level(&crc, PyList_GET_ITEM(asks, i), &first) < 0)
+            return NULL;
+    }
+    crc ^= 0xFFFFFFFFu;
+    long long signed_crc = crc >= 0x80000000u ? (long long)crc - 0x100000000LL : (long long)crc;
+    return PyLong_FromLongLong(signed_crc);
+}
+
 static PyMethodDef methods[] = {
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,
      "Apply (price, size) changes to one side of a book: size 0 removes the level."},
@@ -320,9 +387,14 @@ static PyMethodDef methods[] = {
     {"to_levels", (PyCFunction)(void (*)(void))to_levels, METH_FASTCALL,
      "Native [px, qty, ...] rows to normalized (px, qty) levels."},
     {"levels_ok", levels_ok, METH_O, "Whether every level has a finite positive price and size >= 0."},
+    {"crc32_text", (PyCFunction)(void (*)(void))crc32_text, METH_FASTCALL,
+     "CRC32 of bid1px:bid1sz:ask1px:ask1sz:... over the top depth levels, signed."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "perparb._levels", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__levels(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__levels(void) {
+    crc_init();
+    return PyModule_Create(&module);
+}

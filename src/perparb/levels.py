@@ -5,7 +5,8 @@ size plus the ascending list of ``price * sign``); ``apply_text`` applies the ve
 (price, size) strings to one side of a checksum text book (ascending keys and the text at
 the same index); ``to_levels`` turns native rows into normalized levels
 (``Instrument.levels``) and ``levels_ok`` is the one-pass plausibility test of a list of
-levels (``perparb.validate``). ``perparb._levels`` is their C form, built on install with the machine's
+levels (``perparb.validate``); ``crc32_text`` is the OKX/Bitget checksum over the top
+levels' text (``perparb.feeds.booksync.crc32_interleaved``). ``perparb._levels`` is their C form, built on install with the machine's
 compiler; where it is not built these Python loops run, with the same results on numbers
 (``COMPILED`` says which one is in use; on a row that is not numbers the compiled
 ``to_levels`` raises TypeError at once, the Python one leaves it to the plausibility check).
@@ -72,10 +73,17 @@ def py_levels_ok(levels: Sequence[Sequence[float]]) -> bool:
     return True
 
 
+def py_crc32_text(bids: list[tuple[str, str]], asks: list[tuple[str, str]], depth: int) -> int:
+    from perparb.feeds.booksync import py_crc32_interleaved  # the checksum's own module
+
+    return py_crc32_interleaved(bids, asks, depth)
+
+
 try:
-    from perparb._levels import apply_side, apply_text, levels_ok, to_levels
+    from perparb._levels import apply_side, apply_text, crc32_text, levels_ok, to_levels
 
     COMPILED = True
 except ImportError:  # no compiler at install time: the same loops in Python
     apply_side, apply_text, to_levels, levels_ok = py_apply_side, py_apply_text, py_to_levels, py_levels_ok
+    crc32_text = py_crc32_text
     COMPILED = False

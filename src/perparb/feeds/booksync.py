@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from perparb.book import OrderBook
-from perparb.levels import apply_text
+from perparb.levels import apply_text, crc32_text
 from perparb.model import BookDelta, BookSnapshot, TextLevels
 
 Checksum = Callable[[list[tuple[str, str]], list[tuple[str, str]]], int]
@@ -34,6 +34,11 @@ MAX_BUFFER = 2000
 def crc32_interleaved(bids: list[tuple[str, str]], asks: list[tuple[str, str]], depth: int = 25) -> int:
     """OKX/Bitget: CRC32 of ``bid1px:bid1sz:ask1px:ask1sz:...`` over the top ``depth``
     levels (the longer side continues alone), as a signed 32-bit integer."""
+    return crc32_text(bids, asks, depth)
+
+
+def py_crc32_interleaved(bids: list[tuple[str, str]], asks: list[tuple[str, str]], depth: int = 25) -> int:
+    """``crc32_interleaved`` in Python: the fallback where perparb._levels is not built."""
     bids, asks = bids[:depth], asks[:depth]
     n = min(len(bids), len(asks))
     parts = [f"{bp}:{bs}:{ap}:{as_}" for (bp, bs), (ap, as_) in zip(bids, asks, strict=False)]
