@@ -168,7 +168,7 @@ async def test_opportunities_table_fills_from_the_simulator(dash: Dash) -> None:
     async def filled() -> bool:
         return len([r for r in await dash.rows() if r["state"] == "open"]) >= 3
 
-    await dash.wait(filled, what="three open spread opportunities in the table")
+    await dash.wait(filled, timeout=20, what="three open spread opportunities in the table")
     rows = await dash.rows()
     for r in rows:
         assert r["asset"] in ASSETS and r["asset_attr"] == r["asset"], r
@@ -177,9 +177,14 @@ async def test_opportunities_table_fills_from_the_simulator(dash: Dash) -> None:
         number(r["edge_bps"]), number(r["gross_bps"])  # numbers, not placeholders
         assert re.fullmatch(r"open|closed: \w+", r["status"]), r
         assert r["id"].startswith(f"spread:{r['asset']}:"), r
-    # The rows are the server's opportunities (a row may have closed in between).
-    api = await page.evaluate("() => fetch('/api/opportunities?kind=spread').then(r => r.json())")
-    assert {r["id"] for r in rows if r["state"] == "open"} & {o["id"] for o in api}
+    # The rows are the server's opportunities. Under load every row of one read may close
+    # before the API answers, so read both again until they overlap.
+    async def same_ids() -> bool:
+        shown = {r["id"] for r in await dash.rows() if r["state"] == "open"}
+        api = await page.evaluate("() => fetch('/api/opportunities?kind=spread').then(r => r.json())")
+        return bool(shown & {o["id"] for o in api})
+
+    await dash.wait(same_ids, timeout=20, what="an open row that the API also lists")
     await dash.shot("01-opportunities-spread")
 
     # The funding view shows carry rows with APR and net carry.

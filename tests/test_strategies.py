@@ -250,7 +250,7 @@ def test_a_close_the_venue_keeps_refusing_is_given_up_after_five_attempts() -> N
 def test_intent_numbers_carry_on_after_the_journal() -> None:
     from perparb.bus.messages import Order
 
-    bus, view, runner, intents = _world(SPREAD)
+    bus, _view, runner, intents = _world(SPREAD)
     runner.restore([Order(id="sc-7.1", intent_id="sc-7", strategy="sc", ts_ns=1, venue="okx", symbol=OK.symbol,
                           venue_symbol=OK.venue_symbol, side="sell", qty=0.03),
                     Order(id="sc-9.r1.0", intent_id="sc-9.r1", strategy="sc", ts_ns=2, venue="okx", symbol=OK.symbol,
