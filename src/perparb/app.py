@@ -22,7 +22,7 @@ from perparb.api.state import Rates
 from perparb.config import ConfigError, Settings
 from perparb.engine import Engine
 from perparb.feeds.booksync import SYNCED
-from perparb.feeds.runtime import Backoff, VenueFeed
+from perparb.feeds.runtime import Backoff, Tap, VenueFeed
 from perparb.instruments.overrides import apply_overrides, load_overrides
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
@@ -32,6 +32,7 @@ from perparb.scanner.alerts import Alerter, AlertRule
 from perparb.scanner.core import Scanner, ScanSettings
 from perparb.store.capture import CaptureWriter
 from perparb.store.ledger import LedgerError
+from perparb.store.recorder import RotatingWriter
 from perparb.view import render
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class Session:
 
     def __init__(self, settings: Settings, endpoints: Endpoints | None = None,
                  registry: Registry | None = None, capture: Path | None = None, api: bool = False,
-                 config_path: Path | None = None, scratch_ledger: bool = False) -> None:
+                 config_path: Path | None = None, scratch_ledger: bool = False, record: Path | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
         self.api_enabled = api
@@ -129,6 +130,13 @@ class Session:
             self.capture = CaptureWriter(capture) if capture else None
         except OSError as exc:
             raise ConfigError(f"{key}: cannot write {capture}: {exc.strerror}") from None
+        self.record: RotatingWriter | None = None
+        if record is not None:
+            try:
+                self.record = RotatingWriter(record, settings.storage.max_bytes)
+            except OSError as exc:
+                raise ConfigError(f"--record: cannot write to {record}: {exc.strerror}") from None
+        self.writers = [w for w in (self.capture, self.record) if w is not None]
         self.alerter = build_alerter(settings)
         if self.alerter is not None:
             self.engine.scanner.listeners.append(self.alerter)
@@ -140,6 +148,16 @@ class Session:
                                        self._scratch / "ledger.sqlite" if self._scratch else None)
         except (OSError, LedgerError) as exc:
             raise ConfigError(f"storage.ledger: cannot open the trading ledger: {exc}") from None
+
+    def _tap(self) -> Tap | None:
+        if len(self.writers) < 2:
+            return self.writers[0].write if self.writers else None
+        a, b = (w.write for w in self.writers)
+
+        def both(venue: str, src: str, raw: str | bytes, recv_ns: int, path: str | None = None) -> None:
+            a(venue, src, raw, recv_ns, path)
+            b(venue, src, raw, recv_ns, path)
+        return both
 
     def _urls(self, venue: str) -> tuple[str, str]:
         adapter = self.engine.adapters[venue]
@@ -165,7 +183,7 @@ class Session:
         for venue in self.engine.adapters:
             ws_url, rest_url = self._urls(venue)
             feed = VenueFeed(self.engine, venue, [], ws_url, rest_url, books=self.settings.venues[venue].books,
-                             http=self.http, tap=self.capture.write if self.capture else None)
+                             http=self.http, tap=self._tap())
             loaded = await feed.load_metadata()
             self.apply_overrides()  # after every metadata load: the user's word wins
             feed.instruments = self._select(venue)
@@ -308,8 +326,8 @@ class Session:
                 await t
         if self.http is not None:
             await self.http.close()
-        if self.capture is not None:
-            self.capture.close()
+        for w in self.writers:
+            w.close()
         if self.alerter is not None:
             self.alerter.close()
         if self.trading is not None:
@@ -341,6 +359,8 @@ class Session:
                 if self.trading is not None:
                     self.trading.on_tick(self.engine.now_ns)
                 self.rates.sample(self.engine, time.time_ns())
+                for w in self.writers:
+                    w.tick()
                 if self._overrides_changed():
                     log.warning("instrument overrides changed: %s", self.apply_overrides())
                 if live:
@@ -388,7 +408,8 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 async def demo(settings: Settings, duration: float | None, seed: int, view: bool,
-               capture: Path | None = None, api: bool = False, config_path: Path | None = None) -> dict[str, Any]:
+               capture: Path | None = None, api: bool = False, config_path: Path | None = None,
+               record: Path | None = None) -> dict[str, Any]:
     from perparb.sim.server import Simulator
 
     settings = demo_settings(settings)
@@ -396,7 +417,8 @@ async def demo(settings: Settings, duration: float | None, seed: int, view: bool
     sim = Simulator(registry, settings.enabled_venues(), settings.assets, seed=seed)
     await sim.start()
     try:
-        session = Session(settings, sim.endpoints(), registry, capture, api, config_path, scratch_ledger=True)
+        session = Session(settings, sim.endpoints(), registry, capture, api, config_path, scratch_ledger=True,
+                          record=record)
         return await session.run(duration, view)
     finally:
         await sim.stop()

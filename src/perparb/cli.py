@@ -39,6 +39,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one 
 EdgeOpt = Annotated[float | None, typer.Option(help="Minimum net edge in basis points.")]
 CaptureOpt = Annotated[Path | None, typer.Option(
     help="Record every raw message and REST response to this capture file (.jsonl or .jsonl.zst).")]
+RecordOpt = Annotated[Path | None, typer.Option(
+    help="Record to this directory: capture files rotated hourly, within storage.max_bytes.")]
 HostOpt = Annotated[str | None, typer.Option(help="API and dashboard address (default 127.0.0.1).")]
 PortOpt = Annotated[int | None, typer.Option(help="API and dashboard port (default 8000; 0 picks a free one).")]
 NoApiOpt = Annotated[bool, typer.Option("--no-api", help="Do not start the API and dashboard.")]
@@ -111,13 +113,13 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
 def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, config: ConfigOpt = None,
          venues: VenuesOpt = None, assets: AssetsOpt = None, min_edge_bps: EdgeOpt = None,
          set_: SetOpt = None, capture: CaptureOpt = None, host: HostOpt = None, port: PortOpt = None,
-         no_api: NoApiOpt = False) -> None:
+         no_api: NoApiOpt = False, record: RecordOpt = None) -> None:
     """Simulator + feeds + scanner + API in one process, offline, with a live terminal view."""
     from perparb.app import demo as run_demo
 
     settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
     view = not as_json and sys.stdout.isatty()
-    summary = _run(run_demo(settings, duration, seed, view, capture, not no_api, config))
+    summary = _run(run_demo(settings, duration, seed, view, capture, not no_api, config, record))
     _finish(summary, as_json)
 
 
@@ -125,14 +127,37 @@ def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, 
 def run(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = None,
         duration: DurationOpt = None, as_json: JsonOpt = False, min_edge_bps: EdgeOpt = None,
         set_: SetOpt = None, capture: CaptureOpt = None, host: HostOpt = None, port: PortOpt = None,
-        no_api: NoApiOpt = False) -> None:
+        no_api: NoApiOpt = False, record: RecordOpt = None) -> None:
     """Stream the real venues, scan them, and serve the API (needs internet)."""
     from perparb.app import Session
 
     settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
     view = not as_json and sys.stdout.isatty()
-    summary = _run(_session(Session, settings, capture=capture, api=not no_api, config_path=config)
+    summary = _run(_session(Session, settings, capture=capture, api=not no_api, config_path=config, record=record)
                    .run(duration, view))
+    _finish(summary, as_json)
+
+
+@app.command()
+def record(
+    out: Annotated[Path, typer.Option(help="Directory of the recording (capture files rotated hourly).")],
+    venues: VenuesOpt = None, assets: AssetsOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
+    duration: DurationOpt = None, as_json: JsonOpt = False,
+    max_bytes: Annotated[int | None, typer.Option(
+        help="Disk budget in bytes: the oldest files go first (default storage.max_bytes).", min=1)] = None,
+    sim: Annotated[bool, typer.Option("--sim", help="Record the built-in simulator instead of the venues.")]
+    = False, seed: int = 7,
+) -> None:
+    """Record every venue's raw messages for as long as it runs, without the API."""
+    from perparb.app import Session
+    from perparb.app import demo as run_demo
+
+    sets = [*(set_ or []), *([f"storage.max_bytes={max_bytes}"] if max_bytes else [])]
+    settings = _settings(config, venues, assets, None, sets)
+    if sim:
+        summary = _run(run_demo(settings, duration, seed, False, None, False, config, out))
+    else:
+        summary = _run(_session(Session, settings, api=False, config_path=config, record=out).run(duration, False))
     _finish(summary, as_json)
 
 
@@ -259,8 +284,8 @@ def _scan_table(rows: list[dict[str, Any]], seen: dict[str, str]) -> None:
 
 @app.command()
 def replay(
-    captures: Annotated[list[Path], typer.Argument(help="Capture files (.jsonl or .jsonl.zst).", exists=True,
-                                                   dir_okay=False, metavar="CAPTURE...")],
+    captures: Annotated[list[str], typer.Argument(
+        help="Capture files (.jsonl or .jsonl.zst), recording directories, or quoted globs.", metavar="CAPTURE...")],
     opportunities_out: Annotated[Path | None, typer.Option(
         help="Write every opportunity lifecycle event here, one JSON object per line.")] = None,
     config: ConfigOpt = None, min_edge_bps: EdgeOpt = None, set_: SetOpt = None,
@@ -276,7 +301,13 @@ def replay(
     from perparb.replay import replay as run_replay
     from perparb.scanner.core import Scanner
     from perparb.store.capture import ReadReport
+    from perparb.store.recorder import capture_inputs
 
+    try:
+        paths = capture_inputs(captures)
+    except FileNotFoundError as exc:
+        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
+        raise typer.Exit(2) from None
     settings = _settings(config, None, None, min_edge_bps, set_)
     try:
         registry = build_registry(settings)
@@ -286,7 +317,7 @@ def replay(
     fills = fills_out.open("wb") if fills_out else None
     report = ReadReport()
     try:
-        summary = run_replay(captures, Scanner(scan_settings(settings)), registry, out, report,
+        summary = run_replay(paths, Scanner(scan_settings(settings)), registry, out, report,
                              paper=settings if paper or fills is not None else None, fills_out=fills)
     finally:
         if out:

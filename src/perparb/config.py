@@ -103,6 +103,7 @@ class AlertSettings(_Model):
 class StorageSettings(_Model):
     dir: Path = Path("data")
     capture: bool = False  # record every session to dir/capture-<UTC time>.jsonl.zst
+    max_bytes: int | None = Field(default=None, gt=0)  # disk budget of a --record directory
     # The trading ledger: SQLite at `ledger` (default: dir/ledger.sqlite when dir is set, else
     # $PERPARB_HOME/ledger.sqlite), or PostgreSQL when postgres_url is set (it may hold a password).
     ledger: Path | None = None

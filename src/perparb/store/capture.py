@@ -17,6 +17,7 @@ while the other files go on (``ReadReport``).
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -54,12 +55,23 @@ class CaptureWriter:
         if path.suffix == ".zst":
             self._zst = zstandard.ZstdCompressor(level=3).stream_writer(self._fh)
         self.records = 0
+        self._flushed_at = time.monotonic()
 
     def write(self, venue: str, src: str, raw: str | bytes, recv_ns: int, path: str | None = None) -> None:
         text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         line = _enc.encode(Record(recv_ns=recv_ns, venue=venue, src=src, raw=text, path=path)) + b"\n"
         (self._zst or self._fh).write(line)
         self.records += 1
+
+    def tick(self) -> None:
+        """On the session's timer: about once a second, end the zstd frame and hand the data
+        to the OS, so a killed process leaves a file that replays up to that point."""
+        if time.monotonic() - self._flushed_at < 1.0:
+            return
+        self._flushed_at = time.monotonic()
+        if self._zst is not None:
+            self._zst.flush(zstandard.FLUSH_FRAME)
+        self._fh.flush()
 
     def close(self) -> None:
         if self._zst is not None:
