@@ -37,6 +37,7 @@ from perparb.view import render
 
 if TYPE_CHECKING:
     from perparb.paper.assembly import Trading
+    from perparb.store.parquet import ParquetSink
 
 log = logging.getLogger("perparb")
 
@@ -148,6 +149,15 @@ class Session:
                                        self._scratch / "ledger.sqlite" if self._scratch else None)
         except (OSError, LedgerError) as exc:
             raise ConfigError(f"storage.ledger: cannot open the trading ledger: {exc}") from None
+        self.parquet: ParquetSink | None = None
+        st = settings.storage
+        if st.parquet_dir is not None:
+            from perparb.store.parquet import ParquetSink  # pyarrow loads only when asked for
+
+            self.parquet = ParquetSink(st.parquet_dir, st.book_depth, st.book_interval_s, threaded=True)
+            self.parquet.attach(self.engine)
+            if self.trading is not None:
+                self.trading.fill_listeners.append(self.parquet.on_fill)
 
     def _tap(self) -> Tap | None:
         if len(self.writers) < 2:
@@ -328,6 +338,8 @@ class Session:
             await self.http.close()
         for w in self.writers:
             w.close()
+        if self.parquet is not None:
+            self.parquet.close()
         if self.alerter is not None:
             self.alerter.close()
         if self.trading is not None:
@@ -361,6 +373,8 @@ class Session:
                 self.rates.sample(self.engine, time.time_ns())
                 for w in self.writers:
                     w.tick()
+                if self.parquet is not None:
+                    self.parquet.tick()
                 if self._overrides_changed():
                     log.warning("instrument overrides changed: %s", self.apply_overrides())
                 if live:

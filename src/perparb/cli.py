@@ -301,6 +301,7 @@ def replay(
     from perparb.replay import replay as run_replay
     from perparb.scanner.core import Scanner
     from perparb.store.capture import ReadReport
+    from perparb.store.parquet import ParquetSink
     from perparb.store.recorder import capture_inputs
 
     try:
@@ -316,9 +317,11 @@ def replay(
     out = opportunities_out.open("wb") if opportunities_out else None
     fills = fills_out.open("wb") if fills_out else None
     report = ReadReport()
+    st = settings.storage
+    sink = ParquetSink(st.parquet_dir, st.book_depth, st.book_interval_s) if st.parquet_dir else None
     try:
         summary = run_replay(paths, Scanner(scan_settings(settings)), registry, out, report,
-                             paper=settings if paper or fills is not None else None, fills_out=fills)
+                             paper=settings if paper or fills is not None else None, fills_out=fills, parquet=sink)
     finally:
         if out:
             out.close()
@@ -339,6 +342,89 @@ def replay(
                        f"realized {p['realized_pnl']:.2f} funding {p['funding_pnl']:.2f} fees {p['fees']:.2f}")
     if report.unreadable:
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    captures: Annotated[list[str], typer.Argument(
+        help="Capture files, recording directories, or quoted globs.", metavar="CAPTURE...")],
+    out: Annotated[Path, typer.Option(help="Parquet directory (the --data of perparb query).")],
+    config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False,
+    paper: Annotated[bool, typer.Option("--paper", help="Also paper-trade the captures and export the fills.")]
+    = False,
+) -> None:
+    """Write the normalized events of captures to Parquet, through the same path as replay."""
+    from perparb.app import build_registry, scan_settings
+    from perparb.replay import replay as run_replay
+    from perparb.scanner.core import Scanner
+    from perparb.store.capture import ReadReport
+    from perparb.store.parquet import ParquetSink
+    from perparb.store.recorder import capture_inputs
+
+    try:
+        paths = capture_inputs(captures)
+    except FileNotFoundError as exc:
+        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
+        raise typer.Exit(2) from None
+    settings = _settings(config, None, None, None, set_)
+    try:
+        registry = build_registry(settings)
+    except ConfigError as exc:
+        _config_error(exc)
+    st = settings.storage
+    sink = ParquetSink(out, st.book_depth, st.book_interval_s)
+    report = ReadReport()
+    summary = run_replay(paths, Scanner(scan_settings(settings)), registry, None, report,
+                         paper=settings if paper else None, parquet=sink)
+    for problem in report.problems:
+        err.print(problem, highlight=False, markup=False, soft_wrap=True)
+    result = {"records": summary["records"], "rows": sink.rows, "files": sink.files, "out": str(out)}
+    typer.echo(json.dumps(result, sort_keys=True) if as_json else " ".join(f"{k}: {v}" for k, v in result.items()))
+    if report.unreadable or sink.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the views quotes, books, trades, funding, opportunities, "
+                                            "fills.")],
+    data: Annotated[Path | None, typer.Option(help="Parquet directory (default storage.parquet_dir).")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV with a header line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Run SQL through DuckDB over the Parquet history."""
+    import csv as csvlib
+
+    import duckdb
+
+    from perparb.store.query import connect
+
+    if data is None:
+        data = _settings(config, None, None).storage.parquet_dir
+    if data is None or not data.is_dir():
+        err.print(f"[red]error:[/] --data: no Parquet directory {'at ' + str(data) if data else 'given'} "
+                  "(write one with perparb export or storage.parquet_dir)", highlight=False)
+        raise typer.Exit(2)
+    try:
+        cur = connect(data).execute(sql)
+        names = [d[0] for d in cur.description or []]
+        rows = cur.fetchall()
+    except duckdb.Error as exc:
+        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        for r in rows:
+            typer.echo(json.dumps(dict(zip(names, r, strict=True)), default=str))
+    elif csv:
+        w = csvlib.writer(sys.stdout, lineterminator="\n")
+        w.writerow(names)
+        w.writerows(rows)
+    else:
+        table = Table(*names)
+        for r in rows:
+            table.add_row(*("" if v is None else str(v) for v in r))
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 UrlOpt = Annotated[str | None, typer.Option(

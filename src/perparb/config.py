@@ -104,6 +104,10 @@ class StorageSettings(_Model):
     dir: Path = Path("data")
     capture: bool = False  # record every session to dir/capture-<UTC time>.jsonl.zst
     max_bytes: int | None = Field(default=None, gt=0)  # disk budget of a --record directory
+    # Normalized history in Parquet (perparb query reads it); book snapshots: top levels, how often.
+    parquet_dir: Path | None = None
+    book_depth: int = Field(default=5, ge=0)
+    book_interval_s: float = Field(default=1.0, gt=0)
     # The trading ledger: SQLite at `ledger` (default: dir/ledger.sqlite when dir is set, else
     # $PERPARB_HOME/ledger.sqlite), or PostgreSQL when postgres_url is set (it may hold a password).
     ledger: Path | None = None

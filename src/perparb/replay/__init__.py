@@ -31,6 +31,7 @@ from perparb.store.capture import ReadReport, merge_captures
 
 if TYPE_CHECKING:
     from perparb.config import Settings
+    from perparb.store.parquet import ParquetSink
 
 log = logging.getLogger("perparb.replay")
 SWEEP_NS = 250_000_000  # the live session re-checks everything this often
@@ -87,7 +88,8 @@ class FillWriter:
 
 def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Registry | None = None,
            opportunities_out: IO[bytes] | None = None, report: ReadReport | None = None,
-           paper: Settings | None = None, fills_out: IO[bytes] | None = None) -> dict[str, Any]:
+           paper: Settings | None = None, fills_out: IO[bytes] | None = None,
+           parquet: ParquetSink | None = None) -> dict[str, Any]:
     """With ``paper`` (the settings), the trading pipeline runs over the capture too, on
     recorded time: the same capture always gives the same fills."""
     engine = Engine(registry or load_registry(), [], scanner)
@@ -96,6 +98,8 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
     writer = OpportunityWriter(opportunities_out) if opportunities_out is not None else None
     if writer:
         engine.scanner.listeners.append(writer)
+    if parquet is not None:
+        parquet.attach(engine)
     trading = None
     if paper is not None:
         from perparb.paper import build_trading
@@ -103,6 +107,8 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
         trading = build_trading(paper, engine, venues=[])
         if fills_out is not None:
             trading.fill_listeners.append(FillWriter(fills_out))
+        if parquet is not None:
+            trading.fill_listeners.append(parquet.on_fill)
     records = skipped = 0
     unknown: set[str] = set()
     last_sweep = 0
@@ -145,4 +151,7 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
     }
     if trading is not None:
         out["paper"] = trading.summary()
+    if parquet is not None:
+        parquet.close()
+        out["parquet_rows"] = parquet.rows
     return out
