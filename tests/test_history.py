@@ -187,3 +187,17 @@ def test_a_live_recording_writes_the_same_quotes_as_exporting_its_capture(tmp_pa
     assert rows == _query(exported, sql)
     fsql = "SELECT venue, ts_ns, symbol, rate, interval_h FROM funding ORDER BY ALL"
     assert _query(live, fsql) == _query(exported, fsql)
+
+
+def test_exporting_a_capture_twice_gives_byte_identical_files(tmp_path: Path) -> None:
+    cap = tmp_path / "cap.jsonl"
+    with CaptureWriter(cap) as w:
+        for i in range(50):
+            t = T0 + i * 100_000_000
+            w.write("binance", "ws", _ticker(t // 1_000_000, f"{100 + i * 0.1:.1f}", f"{100.2 + i * 0.1:.1f}"), t)
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        assert runner.invoke(app, ["export", str(cap), "--out", str(out)]).exit_code == 0
+    files = [sorted(p.relative_to(out) for p in out.glob("**/*.parquet")) for out in outs]
+    assert files[0] == files[1] and files[0]
+    assert all((outs[0] / f).read_bytes() == (outs[1] / f).read_bytes() for f in files[0])

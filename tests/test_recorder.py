@@ -186,3 +186,17 @@ def test_a_recorder_killed_with_sigkill_leaves_every_file_replayable(tmp_path: P
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["records"] == len(after) and summary["decode_errors"] == 0
     assert set(summary["venues"]) == {"binance", "okx"}
+
+
+def test_demo_records_to_a_directory_and_keeps_its_single_capture_file(tmp_path: Path) -> None:
+    """--record DIR and --capture FILE together: both get every record."""
+    exe = Path(sys.executable).with_name("perparb")
+    rec, cap = tmp_path / "rec", tmp_path / "one.jsonl.zst"
+    proc = subprocess.run([str(exe), "demo", "--duration", "2", "--no-api", "--json", "--venues", "binance,okx",
+                           "--assets", "BTC", "--record", str(rec), "--capture", str(cap)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    recorded, report = _replay_dir(rec)
+    single = [r.recv_ns for r in read_capture(cap)]
+    assert recorded == single and len(single) > 10 and not report.unreadable and report.truncated == 0
+    assert all(p.name.startswith("capture-") and p.name.endswith(".jsonl.zst") for p in rec.iterdir())
