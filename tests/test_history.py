@@ -15,7 +15,7 @@ from perparb.bus.messages import Fill
 from perparb.cli import app
 from perparb.engine import Engine
 from perparb.instruments.snapshot import load_registry
-from perparb.model import BookSnapshot, Funding, Opportunity, Quote
+from perparb.model import BookSnapshot, Funding, Opportunity, Quote, Trade
 from perparb.store.capture import CaptureWriter
 from perparb.store.parquet import ParquetSink
 
@@ -201,3 +201,19 @@ def test_exporting_a_capture_twice_gives_byte_identical_files(tmp_path: Path) ->
     files = [sorted(p.relative_to(out) for p in out.glob("**/*.parquet")) for out in outs]
     assert files[0] == files[1] and files[0]
     assert all((outs[0] / f).read_bytes() == (outs[1] / f).read_bytes() for f in files[0])
+
+
+def test_trades_by_venue(tmp_path: Path) -> None:
+    engine = Engine(load_registry(), ["binance", "bybit"])
+    sink = ParquetSink(tmp_path / "pq", depth=0)
+    sink.attach(engine)
+    trades = [("binance", 100.0, 0.5, "buy"), ("binance", 102.0, 1.5, "sell"), ("bybit", 101.0, 2.0, "buy")]
+    for i, (venue, px, qty, side) in enumerate(trades):
+        engine.on_event(Trade(venue=venue, symbol="BTC/USDT:USDT", venue_symbol="BTCUSDT", px=px, qty=qty,
+                              side=side, trade_id=str(i), ts_exchange_ns=T0 + i, recv_ns=T0 + i))
+    sink.close()
+    rows = _query(tmp_path / "pq", """
+        SELECT venue, sum(px * qty) / sum(qty) AS vwap, sum(qty) FILTER (WHERE side = 'buy') AS bought
+        FROM trades WHERE asset = 'BTC' GROUP BY venue ORDER BY venue""")
+    assert rows == [{"venue": "binance", "vwap": pytest.approx((100 * 0.5 + 102 * 1.5) / 2.0), "bought": 0.5},
+                    {"venue": "bybit", "vwap": pytest.approx(101.0), "bought": 2.0}]
