@@ -277,7 +277,9 @@ class Session:
         self.api_server = server
         self.tasks += [serving, asyncio.create_task(ctx.hub.run())]
         self.api_port = server.servers[0].sockets[0].getsockname()[1]
-        log.warning("API and dashboard on http://%s:%d/", a.host, self.api_port)
+        # News, not a problem: INFO in the log, and said once on stderr so a user starting demo sees it.
+        log.info("API and dashboard on http://%s:%d/", a.host, self.api_port)
+        print(f"API and dashboard on http://{a.host}:{self.api_port}/", file=sys.stderr, flush=True)
 
     def apply_overrides(self, path: Path | None = None) -> dict[str, Any]:
         """Apply the instrument overrides file; bad entries are logged with their line."""

@@ -31,8 +31,44 @@ app.add_typer(bench_app, name="bench")
 err = Console(stderr=True)
 T = TypeVar("T")
 
+
+def _error(message: str, code: int = 2) -> NoReturn:
+    """A plain-text complaint on stderr (the message is never read as rich markup), then exit."""
+    err.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _flags_as_flags() -> None:
+    """Help shows ``--json`` rather than ``--json <bool>`` and ``CAPTURE...`` rather than
+    ``{CAPTURE...}...``: typer 0.2x labels every parameter with its Python type."""
+    from typer.core import TyperArgument, TyperOption
+
+    option_type = TyperOption.display_type_rich
+
+    def option_display(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag or self.count else option_type(self, ctx)
+
+    argument_type = TyperArgument.display_type_rich
+
+    def argument_display(self: TyperArgument, ctx: Any) -> str | None:
+        return None if self.metavar else argument_type(self, ctx)
+
+    def argument_usage(self: TyperArgument) -> str:
+        name = self.metavar or (self.name or "").upper()
+        if self.nargs != 1 and not name.endswith("..."):
+            name += "..."
+        return name if self.required else f"[{name}]"
+
+    TyperOption.display_type_rich = option_display  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = argument_display  # type: ignore[method-assign, assignment]
+    TyperArgument._usage_display_name = argument_usage  # type: ignore[method-assign]
+
+
+_flags_as_flags()
+
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML configuration file.")]
-VenuesOpt = Annotated[str | None, typer.Option(help="Comma-separated venue ids (overrides the config).")]
+VenuesOpt = Annotated[str | None, typer.Option(
+    help="Comma-separated venue ids (overrides the config): " + ", ".join(venue_ids()) + ", or ccxt:<exchange id>.")]
 AssetsOpt = Annotated[str | None, typer.Option(help="Comma-separated canonical assets, e.g. BTC,ETH,SOL.")]
 DurationOpt = Annotated[float | None, typer.Option(help="Run this many seconds, then print a summary.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")]
@@ -56,8 +92,7 @@ def _settings(config: Path | None, venues: str | None, assets: str | None,
     for item in sets or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            err.print(f"[red]error:[/] --set {item!r}: expected KEY=VALUE, e.g. scanner.min_edge_bps=2")
-            raise typer.Exit(2)
+            _error(f"--set {item!r}: expected KEY=VALUE, e.g. scanner.min_edge_bps=2")
         set_values[key.strip()] = value.strip()
     # A flag left at its default (None) is not given: it must not hide a --set value.
     flags: dict[str, Any] = {"assets": assets, "scanner.min_edge_bps": min_edge_bps, "api.host": host,
@@ -72,8 +107,7 @@ def _settings(config: Path | None, venues: str | None, assets: str | None,
 
 
 def _config_error(exc: ConfigError) -> NoReturn:
-    err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)  # the text is not markup
-    raise typer.Exit(2) from None
+    _error(str(exc))
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -105,8 +139,7 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
             typer.echo(f"  {v:10s} messages {s['messages']:>8}  books synced {s['books_synced']}/{s['books']}  "
                        f"resyncs {s['book_resyncs']}  reconnects {s['reconnects']}  decode errors {s['decode_errors']}")
     if summary["venues_connected"] == 0:
-        err.print("[red]no venue connected[/]")
-        raise typer.Exit(1)
+        _error("no venue connected", 1)
 
 
 @app.command()
@@ -220,8 +253,8 @@ def scan(
 ) -> None:
     """The current opportunities from one REST snapshot (ccxt) of the configured venues."""
     if not once:
-        err.print("use --once for a snapshot; `perparb run` scans continuously")
-        raise typer.Exit(2)
+        _error("perparb scan takes one REST snapshot and exits: add --once. To scan continuously, use "
+               "`perparb run` (live venues) or `perparb demo` (offline simulator).")
     import asyncio
 
     from perparb.api.state import opportunity
@@ -285,7 +318,7 @@ def _scan_table(rows: list[dict[str, Any]], seen: dict[str, str]) -> None:
 @app.command()
 def replay(
     captures: Annotated[list[str], typer.Argument(
-        help="Capture files (.jsonl or .jsonl.zst), recording directories, or quoted globs.", metavar="CAPTURE...")],
+        help="Capture files (.jsonl or .jsonl.zst), recording directories, or quoted globs.", metavar="CAPTURE")],
     opportunities_out: Annotated[Path | None, typer.Option(
         help="Write every opportunity lifecycle event here, one JSON object per line.")] = None,
     config: ConfigOpt = None, min_edge_bps: EdgeOpt = None, set_: SetOpt = None,
@@ -307,8 +340,7 @@ def replay(
     try:
         paths = capture_inputs(captures)
     except FileNotFoundError as exc:
-        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
-        raise typer.Exit(2) from None
+        _error(str(exc))
     settings = _settings(config, None, None, min_edge_bps, set_)
     try:
         registry = build_registry(settings)
@@ -364,8 +396,7 @@ def export(
     try:
         paths = capture_inputs(captures)
     except FileNotFoundError as exc:
-        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
-        raise typer.Exit(2) from None
+        _error(str(exc))
     settings = _settings(config, None, None, None, set_)
     try:
         registry = build_registry(settings)
@@ -403,16 +434,14 @@ def query(
     if data is None:
         data = _settings(config, None, None).storage.parquet_dir
     if data is None or not data.is_dir():
-        err.print(f"[red]error:[/] --data: no Parquet directory {'at ' + str(data) if data else 'given'} "
-                  "(write one with perparb export or storage.parquet_dir)", highlight=False)
-        raise typer.Exit(2)
+        _error(f"--data: no Parquet directory {'at ' + str(data) if data else 'given'} "
+               "(write one with perparb export or storage.parquet_dir)")
     try:
         cur = connect(data).execute(sql)
         names = [d[0] for d in cur.description or []]
         rows = cur.fetchall()
     except duckdb.Error as exc:
-        err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
-        raise typer.Exit(1) from None
+        _error(str(exc), 1)
     if as_json:
         for r in rows:
             typer.echo(json.dumps(dict(zip(names, r, strict=True)), default=str))
@@ -443,21 +472,17 @@ def _post(url: str | None, token: str | None, config: Path | None, path: str, bo
     base = (url or f"http://{host}:{a.port}").rstrip("/")
     token = token or (a.token.get_secret_value() if a.token else None)
     if not token:
-        err.print("[red]error:[/] no token: pass --token or set api.token (PERPARB_API__TOKEN)")
-        raise typer.Exit(2)
+        _error("no token: pass --token or set api.token (PERPARB_API__TOKEN)")
     req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
                                  headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             typer.echo(resp.read().decode())
     except urllib.error.HTTPError as exc:
-        err.print(f"[red]error:[/] {base}{path}: HTTP {exc.code}: {exc.read().decode()[:300]}", highlight=False,
-                  markup=False)
-        raise typer.Exit(1) from None
+        _error(f"{base}{path}: HTTP {exc.code}: {exc.read().decode()[:300]}", 1)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        err.print(f"[red]error:[/] cannot reach {base}: {reason}", highlight=False, markup=False)
-        raise typer.Exit(1) from None
+        _error(f"cannot reach {base}: {reason}", 1)
 
 
 @app.command()
@@ -516,8 +541,7 @@ def _adapter(venue: str, metadata: list[Path] | None) -> Venue:
     try:
         cls = venue_class(venue)  # native ids and generic ones (ccxt:<exchange id>)
     except KeyError:
-        err.print(f"[red]error:[/] unknown venue {venue!r}; known: {', '.join(venue_ids())}, or ccxt:<exchange id>")
-        raise typer.Exit(2) from None
+        _error(f"unknown venue {venue!r}; known: {', '.join(venue_ids())}, or ccxt:<exchange id>")
     registry = load_registry()
     adapter = cls(registry)
     for path in metadata or []:
@@ -529,8 +553,7 @@ def _adapter(venue: str, metadata: list[Path] | None) -> Venue:
             if specs:
                 break
         if not specs:
-            err.print(f"[red]error:[/] {path} is not a {venue} metadata response")
-            raise typer.Exit(2)
+            _error(f"{path} is not a {venue} metadata response")
         registry.add_many(specs)
     return adapter
 
@@ -544,6 +567,10 @@ def markets(
     out: Annotated[Path | None, typer.Option(help="Where --refresh writes the snapshot.")] = None,
 ) -> None:
     """List the instrument map: venue contract → canonical symbol and units."""
+    from perparb.venues import venue_ids
+
+    if venue is not None and venue not in venue_ids():
+        _error(f"unknown venue {venue!r}; known: {', '.join(venue_ids())}")
     if refresh:
         from perparb.app import run_async
         from perparb.instruments.refresh import refresh_snapshot
@@ -551,7 +578,6 @@ def markets(
         path = run_async(refresh_snapshot(out))
         err.print(f"snapshot written to {path}")
     from perparb.instruments.snapshot import load_snapshot
-    from perparb.venues import venue_ids
 
     snap = load_snapshot()
     dated = {s.file: s for infos in snap.venues.values() for s in infos}
