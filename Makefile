@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 WEB_BUILD := src/perparb/api/static/index.html
 
-.PHONY: setup demo test lint bench clean browser postgres
+.PHONY: setup demo test lint bench clean browser postgres nats
 
 $(STAMP): pyproject.toml setup.py src/perparb/_levels.c
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -41,7 +41,21 @@ postgres:
 		 for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done) || \
 		echo "WARNING: PostgreSQL is not running on 127.0.0.1:5432; the PostgreSQL ledger tests will fail under CI=true"
 
-test: setup browser postgres
+# The NATS bus tests start their own private nats-server (random port, own store); the
+# machine's broker on 127.0.0.1:4222 (JetStream) is started too when it is down, for
+# running perparb distributed by hand.
+nats:
+	@command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || \
+		(command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		 (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null)) || \
+		echo "WARNING: nats-server is not installed; the NATS bus tests will fail under CI=true"
+	@timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/4222' 2>/dev/null || \
+		(command -v start-stop-daemon >/dev/null 2>&1 && [ -x /usr/sbin/nats-server ] && mkdir -p /var/lib/nats-server && \
+		 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+		   -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log) || \
+		echo "WARNING: no NATS broker on 127.0.0.1:4222"
+
+test: setup browser postgres nats
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
