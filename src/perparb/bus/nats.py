@@ -34,6 +34,7 @@ from nats.js.errors import NotFoundError
 from perparb.bus import CHANNELS, MARKET_DATA, Handler
 from perparb.bus.wire import (
     DURABLE,
+    BusUnavailable,
     GapHandler,
     GapTracker,
     SeenIds,
@@ -50,9 +51,7 @@ log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
 
-
-class BusUnavailable(RuntimeError):
-    """The broker could not be reached when the bus started."""
+__all__ = ["BusUnavailable", "NatsBus", "stream_name"]
 
 
 def stream_name(channel: str) -> str:

@@ -27,6 +27,10 @@ DURABLE = frozenset({"trade_orders", "orders", "executions", "ledger", "risk"})
 GapHandler = Callable[[str, str, int], None]  # venue, publisher, messages missed
 
 
+class BusUnavailable(RuntimeError):
+    """The broker could not be reached when the bus started."""
+
+
 class MdEnvelope(msgspec.Struct, array_like=True, gc=False):
     v: int
     pub: str
@@ -118,4 +122,4 @@ class GapTracker:
             self.on_gap(env.ev.venue, env.pub, missed)
 
 
-__all__ = ["DURABLE", "MARKET_DATA", "GapTracker", "MdEnvelope", "SeenIds"]
+__all__ = ["DURABLE", "MARKET_DATA", "BusUnavailable", "GapTracker", "MdEnvelope", "SeenIds"]
