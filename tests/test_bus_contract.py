@@ -289,13 +289,16 @@ async def test_market_data_gap_is_counted_per_venue(backend: Any) -> None:
     engine = await backend.bus("engine", on_gap=lambda venue, pub, n: gaps.append((venue, pub, n)))
     engine.subscribe(MARKET_DATA, got.append)
     await backend.settle(engine)
-    # Publisher p1 sends 1, 2, 3, then 7 (4-6 lost); p2 its own 1, 2 (its own sequence).
-    seqs = [("p1", 1), ("p1", 2), ("p2", 1), ("p1", 3), ("p2", 2), ("p1", 7)]
-    await backend.raw_md([encode_md(p, s, quote("binance", s)) for p, s in seqs])
-    await until(lambda: len(got) >= len(seqs), "all six quotes")
-    assert gaps == [("binance", "p1", 3)]
-    assert engine.gaps.gaps == {"binance": 3}
-    assert msgspec.msgpack.decode(encode_md("p1", 7, quote("binance", 7)), type=MdEnvelope).seq == 7
+    # Publisher p1 sends 1, 2, 3, then 7 (4-6 lost); p2 its own 1, 2 (its own sequence);
+    # p3 batches: 1-3, 4-5, then 9 (6-8 lost).
+    seqs = [("p1", 1, 1), ("p1", 2, 1), ("p2", 1, 1), ("p1", 3, 1), ("p3", 1, 3), ("p2", 2, 1), ("p3", 4, 2),
+            ("p1", 7, 1), ("p3", 9, 1)]
+    await backend.raw_md([encode_md(p, s, [quote("binance", s + i) for i in range(k)]) for p, s, k in seqs])
+    await until(lambda: len(got) >= sum(k for _, _, k in seqs), "all twelve quotes")
+    assert gaps == [("binance", "p1", 3), ("binance", "p3", 3)]
+    assert engine.gaps.gaps == {"binance": 6}
+    assert [q.bid_px - 60_000.0 for q in got[4:7]] == [1.0, 2.0, 3.0]  # a batch arrives in order
+    assert msgspec.msgpack.decode(encode_md("p1", 7, [quote("binance", 7)]), type=MdEnvelope).seq == 7
 
 
 async def test_bus_publishing_leaves_no_gap(backend: Any) -> None:

@@ -37,6 +37,7 @@ from perparb.bus.wire import (
     decode_msg,
     encode_md,
     encode_msg,
+    md_subject,
     message_id,
 )
 
@@ -99,10 +100,10 @@ class KafkaBus:
         check_channel(channel)
         self.published[channel] += 1
         if channel == MARKET_DATA:
-            venue = msg.venue
-            seq = self._md_seq.get(venue, 0) + 1
-            self._md_seq[venue] = seq
-            self._out.append((channel, venue.encode(), encode_md(self.publisher, seq, msg), ""))
+            subject = md_subject(msg)
+            seq = self._md_seq.get(subject, 0) + 1
+            self._md_seq[subject] = seq
+            self._out.append((channel, msg.venue.encode(), encode_md(self.publisher, seq, [msg]), ""))
         else:
             payload = encode_msg(msg)
             mid = message_id(channel, msg, payload) if channel in DURABLE else ""
@@ -213,9 +214,10 @@ class KafkaBus:
             if channel == MARKET_DATA:
                 env = decode_md(data)
                 self.gaps.check(env)
-                msg: Any = env.ev
-            else:
-                msg = decode_msg(data)
+                for ev in env.evs:
+                    self._dispatch(channel, ev)
+                return
+            msg = decode_msg(data)
         except Exception as e:
             self._count("decode")
             log.warning("undecodable message on %s: %s", channel, e)
@@ -223,6 +225,9 @@ class KafkaBus:
         if channel in DURABLE and not self._seen[channel].add(message_id(channel, msg, data)):
             self.duplicates += 1
             return
+        self._dispatch(channel, msg)
+
+    def _dispatch(self, channel: str, msg: Any) -> None:
         for handler in self._subs[channel]:
             try:
                 handler(msg)

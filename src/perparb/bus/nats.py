@@ -50,6 +50,7 @@ from perparb.bus.wire import (
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
+MD_BATCH = 256  # events per broker message at most
 
 __all__ = ["BusUnavailable", "NatsBus", "stream_name"]
 
@@ -72,7 +73,8 @@ class NatsBus:
         self.duplicates = 0  # durable messages dropped on the way in as already seen
         self._subs: dict[str, list[Handler]] = {c: [] for c in CHANNELS}
         self._seen = {c: SeenIds() for c in DURABLE}
-        self._md_seq: dict[str, int] = {}
+        self._md_seq: dict[str, int] = {}  # subject -> last sequence number published
+        self._md: list[tuple[str, Any]] = []  # market data waiting for the writer: subject, event
         self._out: deque[tuple[str, str, bytes, str]] = deque()  # channel, subject, payload, msg id
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -133,10 +135,7 @@ class NatsBus:
         check_channel(channel)
         self.published[channel] += 1
         if channel == MARKET_DATA:
-            venue = msg.venue
-            seq = self._md_seq.get(venue, 0) + 1
-            self._md_seq[venue] = seq
-            self._out.append((channel, md_subject(msg), encode_md(self.publisher, seq, msg), ""))
+            self._md.append((md_subject(msg), msg))
         else:
             payload = encode_msg(msg)
             mid = message_id(channel, msg, payload) if channel in DURABLE else ""
@@ -146,7 +145,11 @@ class NatsBus:
 
     async def _write(self) -> None:
         while True:
+            if self._md:
+                await self._write_md()
             if not self._out:
+                if self._md:
+                    continue
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
@@ -162,6 +165,31 @@ class NatsBus:
                 continue
             await self._publish_durable(channel, subject, payload, mid)
             self._out.popleft()
+
+    async def _write_md(self) -> None:
+        """Everything published since the last pass, one broker message per subject."""
+        batch, self._md = self._md, []
+        by_subject: dict[str, list[Any]] = {}
+        for subject, ev in batch:
+            by_subject.setdefault(subject, []).append(ev)
+        for subject, evs in by_subject.items():
+            for i in range(0, len(evs), MD_BATCH):
+                await self._send_md(subject, evs[i:i + MD_BATCH])
+
+    async def _send_md(self, subject: str, evs: list[Any]) -> None:
+        seq = self._md_seq.get(subject, 0) + 1
+        payload = encode_md(self.publisher, seq, evs)
+        if len(payload) > self.nc.max_payload and len(evs) > 1:  # deep books: split the batch
+            half = len(evs) // 2
+            await self._send_md(subject, evs[:half])
+            await self._send_md(subject, evs[half:])
+            return
+        self._md_seq[subject] = seq + len(evs) - 1
+        try:
+            await self.nc.publish(subject, payload)
+        except Exception as e:  # at-most-once: what the client cannot send is lost (a gap)
+            self._count("publish_dropped")
+            log.warning("dropped %d market-data events on %s: %s", len(evs), subject, e)
 
     async def _publish_durable(self, channel: str, subject: str, payload: bytes, mid: str) -> None:
         delay = 0.05
@@ -223,7 +251,8 @@ class NatsBus:
             log.warning("undecodable market data on %s: %s", m.subject, e)
             return
         self.gaps.check(env)
-        self._dispatch(MARKET_DATA, env.ev)
+        for ev in env.evs:
+            self._dispatch(MARKET_DATA, ev)
 
     async def _pull(self, channel: str, psub: JetStreamContext.PullSubscription) -> None:
         delay = 0.05

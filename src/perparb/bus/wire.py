@@ -32,10 +32,14 @@ class BusUnavailable(RuntimeError):
 
 
 class MdEnvelope(msgspec.Struct, array_like=True, gc=False):
+    """Consecutive market-data events of one subject from one publisher (a batch, so a
+    burst costs one broker message): ``seq`` is the first event's sequence number in the
+    publisher's per-subject sequence, the others follow it one by one."""
+
     v: int
     pub: str
     seq: int
-    ev: MarketEvent
+    evs: list[MarketEvent]
 
 
 _md_encoder = msgspec.msgpack.Encoder()
@@ -60,8 +64,8 @@ def md_subject(ev: MarketEvent) -> str:
     return f"md.{token(ev.venue)}.{token(str(kind))}.{token(asset)}"
 
 
-def encode_md(pub: str, seq: int, ev: MarketEvent) -> bytes:
-    return _md_encoder.encode(MdEnvelope(v=SCHEMA_VERSION, pub=pub, seq=seq, ev=ev))
+def encode_md(pub: str, seq: int, evs: list[MarketEvent]) -> bytes:
+    return _md_encoder.encode(MdEnvelope(v=SCHEMA_VERSION, pub=pub, seq=seq, evs=evs))
 
 
 def decode_md(data: bytes) -> MdEnvelope:
@@ -103,23 +107,26 @@ class SeenIds:
 
 
 class GapTracker:
-    """Per (publisher, venue) sequence check for market data."""
+    """Per (publisher, subject) sequence check for market data; misses counted per venue."""
 
     def __init__(self, on_gap: GapHandler | None = None) -> None:
-        self._last: dict[tuple[str, str], int] = {}
-        self.gaps: dict[str, int] = {}  # venue -> messages missed
+        self._next: dict[tuple[str, str], int] = {}
+        self.gaps: dict[str, int] = {}  # venue -> events missed
         self.on_gap = on_gap
 
     def check(self, env: MdEnvelope) -> None:
-        key = (env.pub, env.ev.venue)
-        last = self._last.get(key)
-        self._last[key] = env.seq
-        if last is None or env.seq <= last + 1:
+        if not env.evs:
             return
-        missed = env.seq - last - 1
-        self.gaps[env.ev.venue] = self.gaps.get(env.ev.venue, 0) + missed
+        first = env.evs[0]
+        key = (env.pub, md_subject(first))
+        expected = self._next.get(key)
+        self._next[key] = env.seq + len(env.evs)
+        if expected is None or env.seq <= expected:
+            return
+        missed = env.seq - expected
+        self.gaps[first.venue] = self.gaps.get(first.venue, 0) + missed
         if self.on_gap is not None:
-            self.on_gap(env.ev.venue, env.pub, missed)
+            self.on_gap(first.venue, env.pub, missed)
 
 
 __all__ = ["DURABLE", "MARKET_DATA", "BusUnavailable", "GapTracker", "MdEnvelope", "SeenIds"]
