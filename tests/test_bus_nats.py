@@ -49,7 +49,8 @@ async def test_broker_restart_mid_run_reconnects_and_keeps_durable_messages(tmp_
         pub.publish(EXECUTIONS, fill(2))  # held and retried by the publisher until the stream acknowledges
         await asyncio.sleep(0.3)
         server.start()
-        await until(lambda: engine.connected and pub.connected, "both to reconnect")
+        # The state callback runs once the client has resubscribed, just after it reconnects.
+        await until(lambda: engine.connected and pub.connected and len(states) == 2, "both to reconnect")
         assert states == [False, True]
         await pub.settle()
         await until(lambda: len(fills) == 2, "the fill published while the broker was down")
