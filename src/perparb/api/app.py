@@ -168,7 +168,8 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
     @app.get("/api/spread/{asset}/{venue_a}/{venue_b}", dependencies=read)
     def spread(asset: Asset, venue_a: VenueId, venue_b: VenueId) -> dict[str, Any]:
         """The executable spread both ways now (at any edge), its per-minute history, and a
-        per-second series of the top-of-book gross spread (kept 15 min after the last request)."""
+        per-second series of the top-of-book gross spread (kept 15 min after the last request).
+        Also the future_rtd tracker's ``/api/spread/{symbol}/{ex1}/{ex2}``: the same path."""
         if venue_a == venue_b:
             raise HTTPException(400, "venue_a and venue_b must differ")
         out = state.spread(e, asset, venue_a, venue_b, ctx.series)
@@ -214,6 +215,45 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
             return await ctx.reload()
         except ConfigError as exc:  # the running settings stay as they were
             raise HTTPException(400, f"configuration not reloaded: {exc}") from None
+
+    # Aliases for clients of the future_rtd tracker (the seeds): the same data as perparb's own
+    # paths, in perparb's units, listed in the OpenAPI schema under "seed-compatible".
+    @app.get("/api/arbitrage", dependencies=read, tags=["seed-compatible"], summary="Alias of GET /api/opportunities")
+    def arbitrage(
+        kind: Literal["spread", "funding"] | None = None,
+        min_edge: Annotated[float | None, Query(description="Minimum net edge, bps", ge=-1e6, le=1e6)] = None,
+        asset: Annotated[str | None, Query(max_length=40)] = None,
+        venue: Annotated[str | None, Query(max_length=40)] = None,
+        limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    ) -> list[dict[str, Any]]:
+        """Open opportunities, widest net edge first: ``/api/opportunities`` by another name."""
+        return state.opportunities(e, kind, min_edge, None, None, asset, venue, "edge_bps", True, limit)
+
+    @app.get("/api/arbitrage/{symbol}", dependencies=read, tags=["seed-compatible"],
+             summary="Alias of GET /api/opportunities/{asset}")
+    def arbitrage_symbol(symbol: Asset, kind: Literal["spread", "funding"] | None = None) -> list[dict[str, Any]]:
+        """Open opportunities of one canonical asset (``BTC``)."""
+        return state.opportunities(e, kind=kind, asset=symbol)
+
+    @app.get("/api/arbitrage/{symbol}/alert-status", dependencies=read, tags=["seed-compatible"],
+             summary="GET /api/alerts for one asset")
+    def alert_status(symbol: Asset) -> dict[str, Any]:
+        """The alert cooldowns and recent alerts of one asset: ``cooling_down`` is true while any
+        of its pairs is inside the cooldown, and ``cooldowns`` says for how many seconds more."""
+        asset = symbol.upper()
+        a = ctx.alerter
+        if a is None:
+            return {"asset": asset, "enabled": False, "cooling_down": False, "cooldowns": [], "recent": []}
+        cooldowns = [c for c in a.cooldowns(e.now_ns) if c["asset"] == asset]
+        return {"asset": asset, "enabled": True, "cooling_down": bool(cooldowns), "cooldowns": cooldowns,
+                "cooldown_s": a.cooldown_ns / 1e9,
+                "recent": [_alert(x) for x in reversed(a.recent) if x.asset == asset]}
+
+    @app.post("/api/reload-config", dependencies=[Depends(write_access)], tags=["seed-compatible"],
+              summary="Alias of POST /api/config/reload")
+    async def reload_config() -> dict[str, Any]:
+        """Reload instrument overrides and alert rules from the configuration, without restart."""
+        return await reload()
 
     def risk() -> Any:
         if ctx.trading is None:

@@ -21,6 +21,11 @@ Messages (JSON objects, field ``type``):
   alert         {data: alert}
 A client may send {"type": "subscribe", "assets": [...], "types": [...]} to filter by
 asset and message type (empty or missing = everything).
+
+The future_rtd tracker's names are aliases a client may subscribe with: ``arbitrage_opportunities``
+(``opportunities`` sent under that name), ``market_summary`` (``summary`` under that name) and
+``initial_prices`` (the snapshot's prices, sent once after the snapshot as
+{"type": "initial_prices", "data": {asset: [per-venue prices]}}); ``price_update`` is shared.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from perparb.scanner.alerts import Alerter
 log = logging.getLogger("perparb.api")
 
 TYPES = ("price_update", "opportunities", "funding", "venue_status", "summary", "alert")
+ALIASES = {"arbitrage_opportunities": "opportunities", "market_summary": "summary"}
+SEED_TYPES = (*ALIASES, "initial_prices")
 MAX_PENDING_ALERTS = 100
 
 
@@ -50,6 +57,8 @@ class Client:
         self.ws = ws
         self.assets: set[str] | None = None
         self.types: set[str] | None = None
+        self.names: dict[str, str] = {}  # perparb type -> the alias this client subscribed with
+        self.initial_prices = False
         self.pending: dict[tuple[str, str], str] = {}  # (type, key) -> encoded message
         self.wake = asyncio.Event()
         self.sent = 0
@@ -118,7 +127,11 @@ class Hub:
                     await ws.send_json({"type": "error", "error": err})
                 else:
                     c.pending.clear()
-                    await ws.send_text(self._enc.encode(self.snapshot(c)).decode())
+                    snap = self.snapshot(c)
+                    await ws.send_text(self._enc.encode(snap).decode())
+                    if c.initial_prices:
+                        await ws.send_text(self._enc.encode({"type": "initial_prices", "data": snap["prices"]})
+                                           .decode())
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -134,10 +147,13 @@ class Hub:
         assets, types = msg.get("assets") or [], msg.get("types") or []
         if not isinstance(assets, list) or not all(isinstance(a, str) for a in assets):
             return "assets must be a list of asset names"
-        if not isinstance(types, list) or any(t not in TYPES for t in types):
-            return f"types must be a list of: {', '.join(TYPES)}"
+        if not isinstance(types, list) or any(t not in TYPES and t not in SEED_TYPES for t in types):
+            return f"types must be a list of: {', '.join((*TYPES, *SEED_TYPES))}"
         c.assets = {a.upper() for a in assets} or None
-        c.types = set(types) or None
+        c.names = {ALIASES[t]: t for t in types if t in ALIASES}
+        c.initial_prices = "initial_prices" in types
+        live: set[str] = {ALIASES.get(t) or t for t in types if t != "initial_prices"}
+        c.types = live if live or c.initial_prices else None  # only initial_prices: no live updates
         return None
 
     async def _sender(self, c: Client) -> None:
@@ -147,8 +163,12 @@ class Hub:
             batch, c.pending = c.pending, {}
             events = [m for (kind, _), m in batch.items() if kind == "opportunities"]
             msgs = [m for (kind, _), m in batch.items() if kind != "opportunities"]
+            if "summary" in c.names:  # encoded once for everyone as {"type":"summary",...}
+                msgs = [f'{{"type":"{c.names["summary"]}"' + m[len('{"type":"summary"'):]
+                        if m.startswith('{"type":"summary"') else m for m in msgs]
             if events:
-                msgs.append('{"type":"opportunities","events":[' + ",".join(events) + "]}")
+                name = c.names.get("opportunities", "opportunities")
+                msgs.append(f'{{"type":"{name}","events":[' + ",".join(events) + "]}")
             if not msgs:
                 continue
             frame = msgs[0] if len(msgs) == 1 else '{"type":"batch","messages":[' + ",".join(msgs) + "]}"
