@@ -283,7 +283,7 @@ def scan(
         finally:
             if simulator:
                 await simulator.stop()
-        rows = [opportunity(o) for o in engine.scanner.best(1000)]
+        rows = [opportunity(o, kind_specific=False) for o in engine.scanner.best(1000)]
         for r in rows:  # report the venues by the names they were asked for
             for key in ("buy_venue", "sell_venue", "long_venue", "short_venue"):
                 if key in r:

@@ -187,6 +187,9 @@ class Opportunity(msgspec.Struct, kw_only=True):
     funding differential from each contract's own interval, ``net_carry_quote`` the
     expected carry to ``horizon_h`` after fees both ways and crossing the spread at
     ``size_base``; ``edge_bps`` is that carry in bps of ``notional_quote``.
+    Both: ``net_profit_quote`` is the expected net profit in quote currency at ``size_base``
+    (spread: size times net edge; funding: the net carry), and ``buy_worst_px`` /
+    ``sell_worst_px`` the worst book level each leg reaches at that size.
     """
 
     id: str
@@ -220,4 +223,7 @@ class Opportunity(msgspec.Struct, kw_only=True):
     first_seen_ns: int = 0
     ts_ns: int = 0
     peak_edge_bps: float = 0.0
+    net_profit_quote: float = 0.0
+    buy_worst_px: float = 0.0
+    sell_worst_px: float = 0.0
     close_reason: str = ""  # on close: the gate or threshold that ended it, or "no_gap"

@@ -15,7 +15,7 @@ import msgspec
 from perparb.engine import Engine
 from perparb.feeds.booksync import INVALID, RESYNCING, SYNCED
 from perparb.model import Opportunity
-from perparb.scanner.funding import HOURS_PER_YEAR
+from perparb.scanner.funding import HOURS_PER_YEAR, funding_timing
 from perparb.scanner.legs import Leg
 from perparb.scanner.spread import evaluate_pair
 
@@ -194,11 +194,24 @@ def best_prices(engine: Engine, asset: str) -> dict[str, Any] | None:
             "best_ask": {k: best_ask[k] for k in ("venue", "ask_px", "ask_qty")} if best_ask else None}
 
 
-def opportunity(o: Opportunity) -> dict[str, Any]:
+# Fields that mean something for one kind only; the other kind would carry them as zeros.
+FUNDING_ONLY = ("apr", "predicted_apr", "net_carry_quote", "funding_quote", "horizon_h", "basis_bps", "long_rate",
+                "short_rate", "long_predicted_rate", "short_predicted_rate", "long_interval_h", "short_interval_h",
+                "long_next_funding_ns", "short_next_funding_ns")
+SPREAD_ONLY = ("top_size_base",)
+
+
+def opportunity(o: Opportunity, kind_specific: bool = True) -> dict[str, Any]:
+    """An opportunity as the API and the WebSocket show it: only the fields of its kind
+    (``kind_specific=False`` keeps every field, as ``scan --json`` always has)."""
     d = msgspec.structs.asdict(o)
     d["alive_s"] = round((o.ts_ns - o.first_seen_ns) / 1e9, 3)
     if o.kind == "funding":
         d["long_venue"], d["short_venue"] = o.buy_venue, o.sell_venue
+        d.update(funding_timing(o))
+    if kind_specific:
+        for key in SPREAD_ONLY if o.kind == "funding" else FUNDING_ONLY:
+            del d[key]
     return d
 
 
@@ -224,7 +237,8 @@ def opportunities(engine: Engine, kind: str | None = None, min_edge_bps: float |
         if min_apr is not None and (o.kind != "funding" or o.apr < min_apr):
             continue
         rows.append(opportunity(o))
-    rows.sort(key=lambda r: r[sort], reverse=descending)
+    # A spread row has no apr or carry: it sorts below every funding row on those keys.
+    rows.sort(key=lambda r: r.get(sort, float("-inf")), reverse=descending)
     return rows[:limit]
 
 

@@ -27,6 +27,7 @@ from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
 from perparb.model import Opportunity
 from perparb.scanner.core import Scanner
+from perparb.scanner.funding import funding_timing
 from perparb.store.capture import ReadReport, merge_captures
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ class OpportunityWriter:
             row.update(buy_venue=o.buy_venue, sell_venue=o.sell_venue, buy_symbol=o.buy_symbol,
                        sell_symbol=o.sell_symbol, buy_px=o.buy_px, sell_px=o.sell_px, size_base=o.size_base,
                        notional_quote=o.notional_quote, top_size_base=o.top_size_base, gross_bps=o.gross_bps,
-                       edge_bps=o.edge_bps)
+                       edge_bps=o.edge_bps, net_profit_quote=o.net_profit_quote, buy_worst_px=o.buy_worst_px,
+                       sell_worst_px=o.sell_worst_px)
         else:
             row.update(long_venue=o.buy_venue, short_venue=o.sell_venue, long_symbol=o.buy_symbol,
                        short_symbol=o.sell_symbol, apr=o.apr, predicted_apr=o.predicted_apr,
@@ -62,7 +64,10 @@ class OpportunityWriter:
                        size_base=o.size_base, notional_quote=o.notional_quote, basis_bps=o.basis_bps,
                        long_rate=o.long_rate, short_rate=o.short_rate, long_interval_h=o.long_interval_h,
                        short_interval_h=o.short_interval_h, long_next_funding_ns=o.long_next_funding_ns,
-                       short_next_funding_ns=o.short_next_funding_ns)
+                       short_next_funding_ns=o.short_next_funding_ns, long_predicted_rate=o.long_predicted_rate,
+                       short_predicted_rate=o.short_predicted_rate, net_profit_quote=o.net_profit_quote,
+                       buy_px=o.buy_px, sell_px=o.sell_px, buy_worst_px=o.buy_worst_px,
+                       sell_worst_px=o.sell_worst_px, **funding_timing(o))
         self.fh.write(self.enc.encode(row) + b"\n")
         self.events += 1
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from perparb.model import Funding, Opportunity
 from perparb.scanner.legs import BELOW_MIN_SIZE, BELOW_THRESHOLD, Leg
-from perparb.scanner.spread import DEPTH, vwap_cost
+from perparb.scanner.spread import DEPTH, vwap_cost, worst_px
 
 HOUR_NS = 3_600_000_000_000
 HOURS_PER_YEAR = 24 * 365
@@ -38,6 +38,32 @@ def rate_sum(f: Funding, n: int) -> float:
         return 0.0
     later = f.predicted_rate if f.predicted_rate is not None else f.rate
     return f.rate + later * (n - 1)
+
+
+def next_settlement_in_s(next_ns: int, interval_h: float, now_ns: int) -> float | None:
+    """Seconds from ``now_ns`` (engine time) to the leg's next settlement; a published time
+    already passed rolls forward by whole intervals. None when the venue gave no time."""
+    if next_ns <= 0:
+        return None
+    step = int(interval_h * HOUR_NS)
+    if next_ns <= now_ns and step > 0:
+        next_ns += ((now_ns - next_ns) // step + 1) * step
+    return (next_ns - now_ns) / 1e9
+
+
+def break_even_h(o: Opportunity) -> float | None:
+    """Hours until the carry pays the entry and exit costs, at the horizon's average carry:
+    horizon * (funding - net carry) / funding. None when the carry is not positive."""
+    if o.funding_quote <= 0.0:
+        return None
+    return o.horizon_h * (o.funding_quote - o.net_carry_quote) / o.funding_quote
+
+
+def funding_timing(o: Opportunity) -> dict[str, float | None]:
+    """The countdowns to each leg's next settlement at ``o.ts_ns`` and the break-even time."""
+    return {"long_next_funding_in_s": next_settlement_in_s(o.long_next_funding_ns, o.long_interval_h, o.ts_ns),
+            "short_next_funding_in_s": next_settlement_in_s(o.short_next_funding_ns, o.short_interval_h, o.ts_ns),
+            "break_even_h": break_even_h(o)}
 
 
 def hourly(f: Funding) -> float:
@@ -83,4 +109,5 @@ def evaluate_carry(asset: str, long: Leg, short: Leg, fee_l: float, fee_s: float
         long_predicted_rate=fl.predicted_rate, short_predicted_rate=fs.predicted_rate,
         long_interval_h=fl.interval_h, short_interval_h=fs.interval_h,
         long_next_funding_ns=fl.next_funding_ns, short_next_funding_ns=fs.next_funding_ns, ts_ns=now_ns,
+        net_profit_quote=net, buy_worst_px=worst_px(asks, size), sell_worst_px=worst_px(bids, size),
     ), None

@@ -49,6 +49,17 @@ def vwap_cost(levels: list[Level], size: float) -> float:
     return cost
 
 
+def worst_px(levels: list[Level], size: float) -> float:
+    """The price of the last level ``size`` reaches in ``levels`` (price, qty), best first."""
+    left, last = size, 0.0
+    for px, qty in levels:
+        last = px
+        left -= qty
+        if left <= 0.0:
+            break
+    return last
+
+
 def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level | None],
                   b_top: tuple[Level | None, Level | None], fee_a: float, fee_b: float, min_edge_bps: float,
                   max_notional: float, now_ns: int) -> tuple[Opportunity | None, str | None]:
@@ -111,4 +122,5 @@ def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level |
         sell_venue=b.venue, buy_symbol=a.inst.symbol, sell_symbol=b.inst.symbol, buy_px=cost / s,
         sell_px=proceeds / s, size_base=s, notional_quote=cost, top_size_base=top,
         gross_bps=(proceeds - cost) / cost * 1e4, edge_bps=net / cost * 1e4, ts_ns=now_ns,
+        net_profit_quote=net, buy_worst_px=worst_px(asks, s), sell_worst_px=worst_px(bids, s),
     ), None
