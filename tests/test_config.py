@@ -58,7 +58,8 @@ def test_defaults() -> None:
     assert sorted(s.venues) == ["binance", "bybit", "okx"]
     assert s.enabled_venues() == ["binance", "okx", "bybit"]
     assert s.assets == ["BTC", "ETH", "SOL"]
-    assert s.scanner.min_edge_bps == 0.0
+    # A trader's starting point, not 0 and unlimited (README: Configuration).
+    assert (s.scanner.min_edge_bps, s.scanner.max_notional) == (2.0, 50_000.0)
     assert s.scanner.max_quote_age_ms == 5000.0
     assert (s.api.host, s.api.port, s.api.token) == ("127.0.0.1", 8000, None)
     assert s.storage.dir == Path("data")

@@ -134,7 +134,8 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(json.dumps(summary, sort_keys=True))
     else:
         typer.echo(f"venues connected: {summary['venues_connected']}/{len(summary['venues'])}   "
-                   f"messages: {summary['messages']}   opportunities: {summary['opportunities']}")
+                   f"messages: {summary['messages']}   opportunities opened: {summary['opportunities']}   "
+                   f"open now: {summary['open_opportunities']}")
         for v, s in summary["venues"].items():
             typer.echo(f"  {v:10s} messages {s['messages']:>8}  books synced {s['books_synced']}/{s['books']}  "
                        f"resyncs {s['book_resyncs']}  reconnects {s['reconnects']}  decode errors {s['decode_errors']}")

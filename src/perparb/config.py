@@ -56,9 +56,11 @@ class VenueSettings(_Model):
 
 
 class ScannerSettings(_Model):
-    min_edge_bps: float = 0.0
+    # Where a trader starts: below ~2 bps net a spread does not survive latency and slippage,
+    # and 50,000 per opportunity is a size one account can take on most venues' books.
+    min_edge_bps: float = 2.0
     max_quote_age_ms: float = Field(default=5000.0, gt=0)
-    max_notional: float = Field(default=0.0, ge=0)  # cap on the size walked; 0 = none
+    max_notional: float = Field(default=50_000.0, ge=0)  # cap on the size walked; 0 = none
     funding_notional: float = Field(default=10_000.0, gt=0)
     funding_horizon_h: float = Field(default=24.0, gt=0)
     funding_min_apr: float = 0.0
