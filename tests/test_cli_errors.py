@@ -3,6 +3,7 @@ unknown venues named with the known ones, flags shown as flags, and `scan` witho
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -138,3 +139,31 @@ def test_api_line_is_info_yet_shown_on_stderr() -> None:
     logged = [ln for ln in verbose.stderr.splitlines() if "perparb: API and dashboard on" in ln]
     assert len(logged) == 1
     assert " INFO perparb: " in logged[0]
+
+
+def test_demo_with_the_default_thresholds_still_finds_and_fills() -> None:
+    """2 bps and 50,000 by default: the offline demo still opens opportunities and paper-fills
+    them within its first 20 seconds."""
+    exe = Path(sys.executable).with_name("perparb")
+    proc = subprocess.run([str(exe), "demo", "--duration", "20", "--no-api", "--json"], capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["opportunities"] > 0
+    assert summary["paper"]["fills"] > 0
+
+
+def test_summary_line_says_opened_and_open_now() -> None:
+    from perparb.cli import _finish
+
+    summary = {"venues_connected": 1, "venues": {"okx": {"messages": 5, "books_synced": 1, "books": 1,
+                                                         "book_resyncs": 0, "reconnects": 0, "decode_errors": 0}},
+               "messages": 5, "opportunities": 12, "open_opportunities": 3}
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        _finish(summary, False)
+    assert out.getvalue().splitlines()[0] == ("venues connected: 1/1   messages: 5   opportunities opened: 12   "
+                                              "open now: 3")
