@@ -22,11 +22,13 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
+from perparb.api import paper as paper_api
 from perparb.api import state
 from perparb.api.hub import Hub
 from perparb.api.metrics import Metrics
 from perparb.config import ApiSettings, ConfigError
 from perparb.engine import Engine
+from perparb.paper.blotter import Blotter
 from perparb.scanner.alerts import Alerter
 from perparb.scanner.legs import REASONS
 
@@ -53,6 +55,10 @@ class ApiContext:
         self.series = state.SpreadSeries()
         self.hub = Hub(engine, self.rates, alerter, self.series)
         self.trading = trading
+        # Built here, before the session starts feeding the engine, so it sees every fill.
+        self.blotter = Blotter(trading.bus) if trading is not None else None
+        if trading is not None:
+            self.hub.attach_trading(trading.bus)
         self.metrics = Metrics(engine, self.hub, alerter, trading)
         self.extra = extra or {}
 
@@ -268,6 +274,8 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
         if t is None:
             return {"enabled": False}
         return t.overview()
+
+    paper_api.add_routes(app, lambda: ctx.trading, lambda: ctx.blotter, read)
 
     @app.post("/api/paper/kill", dependencies=[Depends(write_access)])
     def paper_kill(body: KillRequest | None = None) -> dict[str, Any]:

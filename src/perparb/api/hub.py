@@ -19,6 +19,9 @@ Messages (JSON objects, field ``type``):
   venue_status  {data: [per-venue status]}
   summary       {data: summary}
   alert         {data: alert}
+  fill          {asset, data: fill}                 paper trading: one per fill (never conflated)
+  position      {asset, key, data: position leg}   conflated per venue and contract; qty 0 = closed
+  pnl           {data: PnL split and equity}       conflated: the latest
 A client may send {"type": "subscribe", "assets": [...], "types": [...]} to filter by
 asset and message type (empty or missing = everything).
 
@@ -40,16 +43,20 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from perparb.api import state
+from perparb.bus import EXECUTIONS, PORTFOLIO, Bus
+from perparb.bus.messages import Fill, Message, PnlUpdate, PositionUpdate
 from perparb.engine import Engine
+from perparb.paper.blotter import asset_of, fill_row, pnl_row, position_row
 from perparb.model import Opportunity
 from perparb.scanner.alerts import Alerter
 
 log = logging.getLogger("perparb.api")
 
-TYPES = ("price_update", "opportunities", "funding", "venue_status", "summary", "alert")
+TYPES = ("price_update", "opportunities", "funding", "venue_status", "summary", "alert", "fill", "position", "pnl")
 ALIASES = {"arbitrage_opportunities": "opportunities", "market_summary": "summary"}
 SEED_TYPES = (*ALIASES, "initial_prices")
 MAX_PENDING_ALERTS = 100
+MAX_PENDING_FILLS = 200  # a client that stalls through more fills than this gets the latest ones
 
 
 class Client:
@@ -89,7 +96,28 @@ class Hub:
         self._events: dict[str, tuple[str, Opportunity]] = {}  # id -> latest lifecycle event
         self._alerts_seen = 0
         self._enc = msgspec.json.Encoder()
+        self._fills: list[Fill] = []
+        self._positions: dict[tuple[str, str], PositionUpdate] = {}
+        self._pnl: PnlUpdate | None = None
+        self.paper = False
         engine.scanner.listeners.append(self._on_opportunity)
+
+    def attach_trading(self, bus: Bus) -> None:
+        """Stream paper trading: fills from ``executions``, positions and PnL from ``portfolio``."""
+        self.paper = True
+        bus.subscribe(EXECUTIONS, self._on_trading)
+        bus.subscribe(PORTFOLIO, self._on_trading)
+
+    def _on_trading(self, msg: Message) -> None:
+        if not self.clients:
+            return
+        if isinstance(msg, Fill):
+            self._fills.append(msg)
+            del self._fills[:-MAX_PENDING_FILLS]
+        elif isinstance(msg, PositionUpdate):
+            self._positions[(msg.venue, msg.symbol)] = msg
+        elif isinstance(msg, PnlUpdate):
+            self._pnl = msg
 
     def _on_opportunity(self, event: str, o: Opportunity) -> None:
         if self.clients:
@@ -207,6 +235,15 @@ class Hub:
         venue_msg, summary_msg = enc(venues).decode(), enc(summary).decode()
         alert_msgs = [(al.asset, f"{al.ts_ns}:{al.opportunity_id}",
                        enc({"type": "alert", "data": msgspec.structs.asdict(al)}).decode()) for al in alerts]
+        fills, self._fills = self._fills, []
+        positions, self._positions = self._positions, {}
+        pnl, self._pnl = self._pnl, None
+        fill_msgs = [(asset_of(f.symbol), f.id, enc({"type": "fill", "asset": asset_of(f.symbol),
+                                                     "data": fill_row(f)}).decode()) for f in fills]
+        position_msgs = [(asset_of(p.symbol), f"{p.venue}:{p.symbol}",
+                          enc({"type": "position", "asset": asset_of(p.symbol), "key": f"{p.venue}:{p.symbol}",
+                               "data": position_row(p)}).decode()) for p in positions.values()]
+        pnl_msg = enc({"type": "pnl", "data": pnl_row(pnl)}).decode() if pnl is not None else None
         for c in list(self.clients):
             put: Callable[[str, str, str], None] = c.put
             everything = c.types is None and c.assets is None
@@ -228,6 +265,17 @@ class Hub:
                     put("alert", key, m)
             alert_keys = [k for k in c.pending if k[0] == "alert"]
             for k in alert_keys[:-MAX_PENDING_ALERTS]:
+                del c.pending[k]
+            for asset, key, m in fill_msgs:
+                if everything or c.wants("fill", asset):
+                    put("fill", key, m)
+            for asset, key, m in position_msgs:
+                if everything or c.wants("position", asset):
+                    put("position", key, m)
+            if pnl_msg is not None and (everything or c.wants("pnl", None)):
+                put("pnl", "", pnl_msg)
+            fill_keys = [k for k in c.pending if k[0] == "fill"]
+            for k in fill_keys[:-MAX_PENDING_FILLS]:
                 del c.pending[k]
 
     async def run(self) -> None:
