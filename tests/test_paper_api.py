@@ -118,7 +118,7 @@ def test_paper_endpoints_show_the_pair_its_pnl_split_and_liquidation() -> None:
 
 
 def test_paper_endpoints_refuse_bad_parameters_and_say_when_paper_trading_is_off() -> None:
-    m, bn, ok, trading = _setup()
+    m, _, _, trading = _setup()
     with TestClient(create_app(ApiContext(m.engine, ApiSettings(token="t"), trading=trading))) as c:
         r = c.get("/api/paper/fills", params={"limit": "lots"})
         assert r.status_code == 422 and "limit" in r.text

@@ -46,8 +46,8 @@ from perparb.api import state
 from perparb.bus import EXECUTIONS, PORTFOLIO, Bus
 from perparb.bus.messages import Fill, Message, PnlUpdate, PositionUpdate
 from perparb.engine import Engine
-from perparb.paper.blotter import asset_of, fill_row, pnl_row, position_row
 from perparb.model import Opportunity
+from perparb.paper.blotter import asset_of, fill_row, pnl_row, position_row
 from perparb.scanner.alerts import Alerter
 
 log = logging.getLogger("perparb.api")
