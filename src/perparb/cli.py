@@ -501,6 +501,47 @@ def resume(url: UrlOpt = None, token: TokenOpt = None, config: ConfigOpt = None)
 
 
 @app.command()
+def report(
+    ledger: Annotated[Path | None, typer.Option(
+        help="SQLite ledger file (default: the one paper trading writes, storage.ledger or "
+             "$PERPARB_HOME/ledger.sqlite; storage.postgres_url when set and --ledger is not given).")] = None,
+    html_dir: Annotated[Path | None, typer.Option(
+        "--html", help="Also write DIR/report.html: one self-contained page with plots.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+    config: ConfigOpt = None, set_: SetOpt = None,
+) -> None:
+    """Open positions per pair (both legs), PnL split, trade log and equity curve, from the ledger."""
+    from perparb import report as rep
+    from perparb.store.ledger import LedgerError, ledger_path, open_ledger
+
+    settings = _settings(config, None, None, None, set_)
+    st = settings.storage
+    url = st.postgres_url.get_secret_value() if st.postgres_url is not None and ledger is None else None
+    path = ledger if ledger is not None else ledger_path(st)
+    if url is None and not path.is_file():
+        err.print(f"[red]error:[/] no ledger at {path}: run paper trading first, or pass --ledger PATH",
+                  highlight=False)
+        raise typer.Exit(2)
+    source = f"postgresql ({st.postgres_schema})" if url else str(path)
+    try:
+        journal = open_ledger(url, path, schema=st.postgres_schema)
+        try:
+            r = rep.build(m for _, m in journal.events())
+        finally:
+            journal.close()
+    except (LedgerError, OSError, ValueError) as exc:
+        err.print(f"[red]error:[/] cannot read the ledger {source}: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(rep.as_json(r), sort_keys=True))
+    else:
+        rep.print_text(r, source, Console(width=None if sys.stdout.isatty() else 160))
+    if html_dir is not None:
+        page = rep.write_html(r, source, html_dir)
+        err.print(f"wrote {page}", highlight=False, markup=False)
+
+
+@app.command()
 def decode(
     file: Annotated[Path, typer.Argument(help="Raw messages, one per line.", exists=True, dir_okay=False)],
     venue: Annotated[str, typer.Option(help="Venue id.")],
