@@ -12,15 +12,15 @@ from fastapi.testclient import TestClient
 from tests.paper_helpers import MS, T0, Market, inst
 
 from perparb.api.app import ApiContext, create_app
-from perparb.bus import LEDGER, TRADE_ORDERS
-from perparb.bus.messages import Leg, TradeIntent, Transfer
+from perparb.bus import TRADE_ORDERS
+from perparb.bus.messages import Leg, TradeIntent
 from perparb.config import ApiSettings, Settings
 from perparb.paper import build_trading
-from perparb.paper.account import Accounting
+from perparb.trading_settings import PaperSettings
 
 TAKER = 0.0005
-COLLATERAL = 1_000.0
-MMR = 0.005  # the accounting's default maintenance margin rate
+COLLATERAL = 2_000.0  # USDT in each venue account
+MMR = 0.05  # paper.margin.maintenance's default
 
 
 def _setup() -> tuple[Market, Any, Any, Any]:
@@ -28,15 +28,11 @@ def _setup() -> tuple[Market, Any, Any, Any]:
     m = Market(bn, ok)
     m.snapshot(bn, [(59_990.0, 2.0)], [(60_010.0, 2.0)], T0)
     m.snapshot(ok, [(60_050.0, 2.0)], [(60_070.0, 2.0)], T0)
-    trading = build_trading(Settings(strategies=[]), m.engine, venues=["binance", "okx"])
-    if getattr(trading, "accounting", None) is None:  # the fold that publishes positions and PnL
-        trading.accounting = Accounting(trading.bus, trading.view)
-    return m, bn, ok, trading
+    settings = Settings(strategies=[], paper=PaperSettings(collateral={"USDT": COLLATERAL}))
+    return m, bn, ok, build_trading(settings, m.engine, venues=["binance", "okx"])
 
 
 def _trade(m: Market, bn: Any, ok: Any, trading: Any) -> None:
-    for i, venue in enumerate(("binance", "okx")):
-        trading.bus.publish(LEDGER, Transfer(id=f"dep-{i}", ts_ns=T0, venue=venue, asset="USDT", amount=COLLATERAL))
     trading.bus.publish(TRADE_ORDERS, TradeIntent(
         id="t-1", ts_ns=T0, strategy="s", action="open", asset="BTC",
         legs=[Leg(venue="binance", symbol=bn.symbol, venue_symbol=bn.venue_symbol, side="buy", qty=0.1),

@@ -8,7 +8,8 @@ import { OpportunitiesView } from './views/opportunities';
 import { FundingView } from './views/funding';
 import { VenuesView } from './views/venues';
 import { SpreadView } from './views/spread';
-import { AlertsView, HeaderView, PaperView, RejectionsView } from './views/side';
+import { AlertsView, HeaderView, RejectionsView } from './views/side';
+import { PaperView } from './views/paper';
 
 const store = new Store();
 const header = new HeaderView(store);
@@ -29,7 +30,10 @@ document.querySelector<HTMLDivElement>('#app')!.replaceChildren(
 );
 
 connectStream({
-  onMessage: (msg) => store.apply(msg),
+  onMessage: (msg) => {
+    store.apply(msg);
+    paper.apply(msg);
+  },
   onState: (up, retry) => {
     header.setStream(up, retry);
     store.setConnected(up);

@@ -86,6 +86,9 @@ export class Store {
         break;
       case 'price_update':
       case 'error':
+      case 'fill': // paper trading: the paper view reads these itself
+      case 'position':
+      case 'pnl':
         break;
     }
   }

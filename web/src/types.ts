@@ -177,5 +177,38 @@ export type ServerMessage =
   | { type: 'summary'; data: Summary }
   | { type: 'alert'; data: Alert }
   | { type: 'error'; error: string }
+  | { type: 'fill'; asset: string; data: PaperFill }
+  | { type: 'position'; asset: string; key: string; data: PaperLeg }
+  | { type: 'pnl'; data: PaperPnl }
   // One tick's messages for this client in one frame (the hub batches when it has several).
   | { type: 'batch'; messages: ServerMessage[] };
+
+// Paper trading (/api/paper/* and the stream's fill, position and pnl messages).
+export interface PaperFill {
+  id: string; ts_ns: number; venue: string; symbol: string; venue_symbol: string; side: 'buy' | 'sell';
+  qty: number; px: number; fee: number; fee_asset: string; liquidity: string; order_id: string; intent_id: string;
+  strategy: string; asset: string;
+}
+
+export interface PaperLeg {
+  ts_ns: number; venue: string; symbol: string; asset: string; side: 'long' | 'short' | 'flat'; qty: number;
+  avg_entry_px: number; mark_px: number; unrealized_pnl: number; realized_pnl: number;
+  liquidation_px: number | null; liquidation_distance: number | null; notional: number; settle: string;
+}
+
+export interface PaperPair {
+  asset: string; pair: string; venues: string[]; net_qty: number; hedged: boolean; notional: number;
+  unrealized_pnl: number; min_liquidation_distance: number | null; legs: PaperLeg[];
+}
+
+export interface PaperPnl {
+  ts_ns: number | null; equity: number | null; spread_pnl: number; realized_pnl: number; unrealized_pnl: number;
+  funding_pnl: number; fees: number; collateral: number | null;
+}
+
+export interface PaperRisk {
+  kill_switch: { killed: boolean; reason: string; since_ns: number | null; flattening: boolean };
+  utilisation: { limit: string; scope: string; value: number | null; max: number; used: number | null }[];
+  rejections: Record<string, number>;
+  leg_risk: { counts: Record<string, number>; unhedged: unknown[] };
+}

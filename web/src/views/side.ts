@@ -1,7 +1,7 @@
-// Smaller panels: rejected candidates by reason, recent alerts, paper trading, header.
+// Smaller panels: rejected candidates by reason, recent alerts, header.
 import type { Store } from '../store';
 import type { AlertsResponse } from '../types';
-import { clock, dash, h, money, num, setText } from '../format';
+import { clock, h, num, setText } from '../format';
 
 const REASONS: Record<string, string> = {
   stale: 'quote older than the venue limit',
@@ -85,59 +85,6 @@ export class AlertsView {
     this.list.replaceChildren(...s.alerts.slice(0, 20).map((a) => h('li', { title: a.body, 'data-testid': 'alert-item' },
       h('span', { class: 'dim' }, clock(a.ts_ns)), ' ', h('span', { class: `badge k-${a.kind}` }, a.kind), ' ', a.title)));
   }
-}
-
-/** Paper trading arrives with a later feature; until the API serves /api/paper, say so. */
-export class PaperView {
-  private body = h('div', { 'data-testid': 'paper-body' }, h('div', { class: 'empty' }, 'Checking…'));
-  readonly el: HTMLElement;
-
-  constructor() {
-    this.el = h('section', { class: 'panel', 'data-testid': 'paper' },
-      h('div', { class: 'panel-head' }, h('h2', {}, 'Paper trading'), h('span', { class: 'dim small' }, 'positions & PnL')),
-      this.body);
-    void this.poll();
-    window.setInterval(() => void this.poll(), 15_000);
-  }
-
-  private available: boolean | null = null; // does this server have /api/paper at all?
-
-  private async poll(): Promise<void> {
-    let data: PaperState | null = null;
-    try {
-      if (this.available === null) {
-        // Ask the OpenAPI schema rather than probing (no 404 noise while the feature is absent).
-        const spec = (await (await fetch('/openapi.json')).json()) as { paths?: Record<string, unknown> };
-        this.available = Object.keys(spec.paths ?? {}).some((p) => p.startsWith('/api/paper'));
-      }
-      if (!this.available) throw new Error('no paper trading API');
-      const res = await fetch('/api/paper');
-      if (res.ok && (res.headers.get('content-type') ?? '').includes('json')) data = (await res.json()) as PaperState;
-    } catch {
-      data = null;
-    }
-    if (!data || data.enabled === false) {
-      this.body.replaceChildren(h('div', { class: 'empty', 'data-testid': 'paper-disabled' },
-        'Paper trading is not enabled on this server.'));
-      return;
-    }
-    const positions = data.positions ?? [];
-    const pnl = data.pnl ?? {};
-    this.body.replaceChildren(
-      h('div', { class: 'kv' }, ...Object.entries(pnl).map(([k, v]) => h('span', {}, `${k.replaceAll('_', ' ')} `,
-        h('b', { class: v > 0 ? 'pos' : v < 0 ? 'neg' : '' }, money(v))))),
-      positions.length
-        ? h('table', { class: 'grid' }, h('tbody', {}, ...positions.map((p) => h('tr', {},
-          h('td', {}, String(p.asset ?? dash)), h('td', {}, String(p.venue ?? dash)), h('td', {}, String(p.side ?? dash)),
-          h('td', { class: 'num' }, num(Number(p.size_base), 4)),
-          h('td', { class: 'num' }, money(Number(p.unrealized_pnl))))))) : h('div', { class: 'empty' }, 'No open positions.'));
-  }
-}
-
-interface PaperState {
-  enabled?: boolean;
-  pnl?: Record<string, number>;
-  positions?: Record<string, string | number>[];
 }
 
 export class HeaderView {
