@@ -141,3 +141,21 @@ async def test_report_html_is_one_page_with_the_plots(ledger: Path, tmp_path: Pa
             assert not errors, errors
         finally:
             await browser.close()
+
+
+def test_report_reads_the_postgresql_ledger_when_storage_postgres_url_is_set(pg_schema: str, tmp_path: Path) -> None:
+    from conftest import PG_URL
+
+    from perparb.store.ledger import PostgresLedger
+
+    lg = PostgresLedger(PG_URL, schema=pg_schema)
+    assert all(lg.append(EVENTS))
+    lg.close()
+    env = {**os.environ, "PERPARB_HOME": str(tmp_path / "home")}
+    out = subprocess.run([PERPARB, "report", "--json", "--set", f"storage.postgres_url={PG_URL}",
+                          "--set", f"storage.postgres_schema={pg_schema}"], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["pnl"]["net"] == float(NET) and body["pnl"]["equity"] == float(EQUITY)
+    assert [t["order_id"] for t in body["trades"]] == ["o1", "o2", "o3"]
