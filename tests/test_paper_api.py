@@ -29,7 +29,9 @@ def _setup() -> tuple[Market, Any, Any, Any]:
     m.snapshot(bn, [(59_990.0, 2.0)], [(60_010.0, 2.0)], T0)
     m.snapshot(ok, [(60_050.0, 2.0)], [(60_070.0, 2.0)], T0)
     settings = Settings(strategies=[], paper=PaperSettings(collateral={"USDT": COLLATERAL}))
-    return m, bn, ok, build_trading(settings, m.engine, venues=["binance", "okx"])
+    trading = build_trading(settings, m.engine, venues=["binance", "okx"])
+    trading.start()  # deposits paper.collateral in each venue account
+    return m, bn, ok, trading
 
 
 def _trade(m: Market, bn: Any, ok: Any, trading: Any) -> None:
