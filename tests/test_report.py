@@ -145,7 +145,6 @@ async def test_report_html_is_one_page_with_the_plots(ledger: Path, tmp_path: Pa
 
 def test_report_reads_the_postgresql_ledger_when_storage_postgres_url_is_set(pg_schema: str, tmp_path: Path) -> None:
     from conftest import PG_URL
-
     from perparb.store.ledger import PostgresLedger
 
     lg = PostgresLedger(PG_URL, schema=pg_schema)
