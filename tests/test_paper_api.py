@@ -164,3 +164,32 @@ def test_websocket_streams_fills_positions_and_pnl() -> None:
         ws.send_json({"type": "subscribe", "types": ["fills"]})
         err = ws.receive_json()
         assert err["type"] == "error" and "fill" in json.dumps(err)
+
+
+def test_risk_endpoint_shows_a_leg_risk_event_and_the_venue_refusal() -> None:
+    bn = inst("binance", "BTCUSDT", lot_size=0.001)
+    # okx refuses anything under 100,000 of notional: the short leg is rejected on arrival
+    ok = inst("okx", "BTC-USDT-SWAP", contract_size=0.01, lot_size=1.0, min_notional=100_000.0)
+    m = Market(bn, ok)
+    m.snapshot(bn, [(59_990.0, 2.0)], [(60_010.0, 2.0)], T0)
+    m.snapshot(ok, [(60_050.0, 2.0)], [(60_070.0, 2.0)], T0)
+    trading = build_trading(Settings(strategies=[]), m.engine, venues=["binance", "okx"])
+    trading.start()
+    with TestClient(create_app(ApiContext(m.engine, ApiSettings(), trading=trading))) as c:
+        trading.bus.publish(TRADE_ORDERS, TradeIntent(
+            id="t-1", ts_ns=T0, strategy="s", action="open", asset="BTC",
+            legs=[Leg(venue="binance", symbol=bn.symbol, venue_symbol=bn.venue_symbol, side="buy", qty=0.5),
+                  Leg(venue="okx", symbol=ok.symbol, venue_symbol=ok.venue_symbol, side="sell", qty=0.5)]))
+        m.advance(T0 + 50 * MS)  # binance fills, okx refuses; the unwind goes out
+        m.advance(T0 + 100 * MS)  # and fills
+        risk = c.get("/api/paper/risk").json()
+        (ev,) = risk["leg_risk"]["recent"]
+        assert (ev["venue"], ev["action"], ev["intent_id"]) == ("binance", "unwind", "t-1")
+        assert ev["unhedged_qty"] == pytest.approx(0.5)
+        assert risk["leg_risk"]["counts"] == {"unwind": 1}
+        assert risk["rejections"]["execution_min_notional"] == 1
+        orders = c.get("/api/paper/orders").json()
+        assert [o["status"] for o in orders if o["venue"] == "okx"] == ["rejected"]
+        assert "min_notional" in next(o["reason"] for o in orders if o["venue"] == "okx")
+        # the unwind left nothing open: no pair to show
+        assert c.get("/api/paper/positions").json()["pairs"] == []
