@@ -43,9 +43,10 @@ async def paper_dash() -> AsyncIterator[Dash]:
         "scanner.min_edge_bps": -1000,
         # small accounts, so each leg has a liquidation price within reach to show
         "paper.collateral": {"USDT": 1500.0, "USDC": 1500.0, "USD": 1500.0},
-        # enter on any quoted pair and hold a few seconds: fills and open legs come at once
+        # enter on any quoted pair and hold it through the test: fills and open legs come at once
         "strategies": [{"name": "eager", "kind": "spread", "entry_edge_bps": -1000, "exit_edge_bps": -1000,
-                        "max_hold_s": 4, "notional": 2000, "max_open": 2, "cooldown_s": 1}],
+                        "stop_bps": 100_000, "max_hold_s": 600, "notional": 2000, "max_open": 2,
+                        "cooldown_s": 1}],
     }, env={})
     await sim.start()
     session = Session(settings, sim.endpoints(), registry, api=True)
