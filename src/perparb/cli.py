@@ -519,9 +519,7 @@ def report(
     url = st.postgres_url.get_secret_value() if st.postgres_url is not None and ledger is None else None
     path = ledger if ledger is not None else ledger_path(st)
     if url is None and not path.is_file():
-        err.print(f"[red]error:[/] no ledger at {path}: run paper trading first, or pass --ledger PATH",
-                  highlight=False)
-        raise typer.Exit(2)
+        _error(f"no ledger at {path}: run paper trading first, or pass --ledger PATH")
     source = f"postgresql ({st.postgres_schema})" if url else str(path)
     try:
         journal = open_ledger(url, path, schema=st.postgres_schema)
@@ -530,8 +528,7 @@ def report(
         finally:
             journal.close()
     except (LedgerError, OSError, ValueError) as exc:
-        err.print(f"[red]error:[/] cannot read the ledger {source}: {exc}", highlight=False, markup=False)
-        raise typer.Exit(2) from None
+        _error(f"cannot read the ledger {source}: {exc}")
     if as_json:
         typer.echo(json.dumps(rep.as_json(r), sort_keys=True))
     else:
