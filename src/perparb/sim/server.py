@@ -24,6 +24,7 @@ from msgspec.structs import replace
 
 from perparb.instruments.registry import Registry
 from perparb.model import Instrument
+from perparb.sim.binance_orders import BinanceOrders
 from perparb.sim.model import START_PRICES, PriceModel, SimBook, default_tick
 from perparb.venues import venue_class
 from perparb.venues.base import Venue
@@ -80,6 +81,8 @@ class SimVenue:
         self.half_spread_bps = 1.0
         self.frozen = False  # connections stay open and answer heartbeats, but no data flows
         self.rest_down = False  # every REST request answers 503, as during maintenance
+        # Signed trading endpoints (accounts are added by whoever drives the simulator).
+        self.orders = BinanceOrders(self) if venue.id == "binance" else None
 
     # -- http ----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -87,6 +90,8 @@ class SimVenue:
         attach = getattr(self.venue, "sim_attach", None)  # venues that do not speak plain websockets
         if attach is not None:
             attach(app, self)
+        if self.orders is not None:
+            self.orders.attach(app)
         app.router.add_route("GET", "/{tail:.*}", self._handle)
         app.router.add_route("POST", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app, access_log=None)

@@ -372,6 +372,7 @@ class Binance(Venue):
             symbols.append({
                 "symbol": i.venue_symbol, "pair": i.venue_symbol, "contractType": "PERPETUAL", "status": "TRADING",
                 "baseAsset": base, "quoteAsset": i.quote, "marginAsset": i.settle,
+                "orderTypes": ["LIMIT", "MARKET"], "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
                 "filters": [
                     {"filterType": "PRICE_FILTER", "tickSize": num_text(i.tick_size)},
                     {"filterType": "LOT_SIZE", "stepSize": num_text(i.lot_size), "minQty": num_text(i.min_qty)},
