@@ -107,8 +107,11 @@ class Session:
 
     def __init__(self, settings: Settings, endpoints: Endpoints | None = None,
                  registry: Registry | None = None, capture: Path | None = None, api: bool = False,
-                 config_path: Path | None = None, scratch_ledger: bool = False, record: Path | None = None) -> None:
+                 config_path: Path | None = None, scratch_ledger: bool = False, record: Path | None = None,
+                 live_confirmed: bool = False) -> None:
         self.settings = settings
+        # Started with --confirm-live (the third condition of the live-trading gate).
+        self.live_confirmed = live_confirmed
         self.config_path = config_path
         self.api_enabled = api
         self.metadata_retry_s = (1.0, 60.0)  # backoff base and cap for a venue down at start

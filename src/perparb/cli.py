@@ -161,14 +161,25 @@ def demo(duration: DurationOpt = None, as_json: JsonOpt = False, seed: int = 7, 
 def run(config: ConfigOpt = None, venues: VenuesOpt = None, assets: AssetsOpt = None,
         duration: DurationOpt = None, as_json: JsonOpt = False, min_edge_bps: EdgeOpt = None,
         set_: SetOpt = None, capture: CaptureOpt = None, host: HostOpt = None, port: PortOpt = None,
-        no_api: NoApiOpt = False, record: RecordOpt = None) -> None:
+        no_api: NoApiOpt = False, record: RecordOpt = None,
+        confirm_live: Annotated[bool, typer.Option(
+            "--confirm-live", help="Allow real orders (also needs execution.mode = \"live\" and API keys).")]
+        = False) -> None:
     """Stream the real venues, scan them, and serve the API (needs internet)."""
     from perparb.app import Session
+    from perparb.execution.gate import live_gate, live_requested
 
     settings = _settings(config, venues, assets, min_edge_bps, set_, host, port)
+    if live_requested(settings, confirm_live):
+        missing = live_gate(settings, confirm_live)
+        if missing:
+            err.print("[red]error:[/] live trading refused; missing:\n" + "\n".join(f"  {m}" for m in missing),
+                      highlight=False)
+            raise typer.Exit(2)
+        err.print(f"[yellow]live trading:[/] real orders on {', '.join(settings.enabled_venues())}", highlight=False)
     view = not as_json and sys.stdout.isatty()
-    summary = _run(_session(Session, settings, capture=capture, api=not no_api, config_path=config, record=record)
-                   .run(duration, view))
+    summary = _run(_session(Session, settings, capture=capture, api=not no_api, config_path=config, record=record,
+                            live_confirmed=confirm_live).run(duration, view))
     _finish(summary, as_json)
 
 

@@ -53,6 +53,8 @@ class VenueSettings(_Model):
     maker_fee: float | None = Field(default=None, gt=-0.01, lt=0.01)
     api_key: SecretStr | None = None
     api_secret: SecretStr | None = None
+    api_password: SecretStr | None = None  # the passphrase some venues add (OKX, KuCoin, Bitget)
+    sandbox: bool = False  # live orders go to the venue's testnet or demo-trading environment
 
 
 class ScannerSettings(_Model):

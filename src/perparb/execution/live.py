@@ -433,6 +433,22 @@ class LiveExecution:
         return [str(o["id"]) for o in await ex.fetch_open_orders()]
 
 
+class Redact(logging.Filter):
+    """Replaces every credential in a record's message with ``[redacted]``."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [x for x in secrets if x]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        if any(x in msg for x in self.secrets):
+            for x in self.secrets:
+                msg = msg.replace(x, "[redacted]")
+            record.msg, record.args = msg, None
+        return True
+
+
 def make_exchange(venue: str, api_key: str, secret: str, password: str = "", rest_url: str = "",
                   sandbox: bool = False) -> Any:
     """The ccxt.async_support exchange that trades ``venue``'s perpetuals.
@@ -457,6 +473,10 @@ def make_exchange(venue: str, api_key: str, secret: str, password: str = "", res
     if password:
         config["password"] = password
     ex = getattr(ccxt_async, cid)(config)
+    # ccxt logs every request's headers at DEBUG, API key included: this exchange logs
+    # through a logger of its own that blanks the credentials out.
+    ex.logger = logging.getLogger(f"perparb.execution.ccxt.{cid}")
+    ex.logger.addFilter(Redact([api_key, secret, password]))
     if sandbox:
         if cid == "binanceusdm" and hasattr(ex, "enable_demo_trading"):
             ex.enable_demo_trading(True)
