@@ -260,3 +260,40 @@ async def test_signature_timestamp_and_key_checks(sim: SimVenue) -> None:
     status, body = await _signed(sim, "POST", "/fapi/v1/order",
                                  {"symbol": "1000PEPEUSDT", "side": "BUY", "type": "MARKET", "quantity": "10.5", **ok})
     assert body["code"] == -1111
+
+
+async def test_restore_after_restart(sim: SimVenue) -> None:
+    """Orders the journal had open when the process died: one filled at the venue meanwhile,
+    one still resting, one that never reached the venue."""
+    bids, asks = sim.books["1000PEPEUSDT"].levels()
+    filled, vwap = _walk(asks, 1000.0)
+    assert filled == 1000.0
+    rest_native = round(bids[0][0] - 5 * PEPE.tick_size, 7)
+    before = make_exchange("binance", KEY, SECRET, rest_url=sim.rest_url)
+    try:
+        await before.load_markets()
+        await before.create_order("1000PEPE/USDT:USDT", "market", "buy", 1000, None, {"clientOrderId": "r1"})
+        await before.create_order("1000PEPE/USDT:USDT", "limit", "buy", 1000, rest_native,
+                                  {"clientOrderId": "r2", "postOnly": True})
+    finally:
+        await before.close()
+    from perparb.execution import OpenOrder
+
+    live, seen, bus = await _live(sim)
+    try:
+        live.restore([OpenOrder(order=_order("r1", "buy", 1_000_000.0), status="sent"),
+                      OpenOrder(order=_order("r2", "buy", 1_000_000.0, "post_only", rest_native / 1000), status="accepted"),
+                      OpenOrder(order=_order("r3", "buy", 1_000_000.0), status="sent")])
+        await live.idle()
+        fills = [m for m in seen if isinstance(m, Fill)]
+        ups = {m.order_id: (m.status, m.reason) for m in seen if isinstance(m, OrderUpdate)}
+        assert [(f.id, f.order_id) for f in fills] == [("r1-1", "r1")]
+        assert fills[0].qty == pytest.approx(1_000_000.0) and fills[0].px == pytest.approx(vwap / 1000, rel=1e-9)
+        assert ups == {"r1": ("filled", ""), "r3": ("rejected", "lost: the venue does not know the order")}
+        assert set(live.live) == {"r2"}
+        bus.publish(ORDERS, CancelOrder(order_id="r2", venue="binance", ts_ns=3_000))
+        await live.idle()
+        assert [(m.order_id, m.status) for m in seen if isinstance(m, OrderUpdate)][-1] == ("r2", "canceled")
+        assert await live.open_orders("binance") == []
+    finally:
+        await live.close()

@@ -35,7 +35,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -55,7 +55,7 @@ from perparb.bus.messages import (
     Order,
     OrderUpdate,
 )
-from perparb.execution import MarketView
+from perparb.execution import MarketView, OpenOrder
 from perparb.model import Instrument
 
 log = logging.getLogger("perparb.execution.live")
@@ -206,6 +206,59 @@ class LiveExecution:
             return
         self._spawn(self._cancel(lv))
 
+    def restore(self, open_orders: Iterable[OpenOrder]) -> None:
+        """Carry on with the orders the journal says were open when the process stopped.
+
+        Each is looked up at the venue by its client order id: what filled meanwhile is
+        published as fills (ids continue from the journal's count), a finished order gets
+        its final status, a resting one is watched again. An order the journal saw only as
+        sent and the venue does not know never arrived: it is rejected (``lost``)."""
+        for oo in open_orders:
+            o = oo.order
+            if o.venue not in self.venues or o.id in self.live:
+                continue
+            inst = self.view.instrument(o.venue, o.venue_symbol)
+            if inst is None:
+                self._reject(o, None, "unknown_symbol", f"{o.venue} {o.venue_symbol}")
+                continue
+            lv = self.live[o.id] = _Live(o, inst, client_order_id(o.id),
+                                         MAKER if o.order_type == POST_ONLY else TAKER)
+            lv.status = oo.status
+            lv.filled, lv.notional, lv.fills = oo.filled_qty, oo.filled_qty * oo.avg_px, oo.fills
+            if oo.filled_qty > 0.0:
+                native_px = inst.native_px(oo.avg_px)
+                lv.native_filled = inst.native_qty(oo.filled_qty, oo.avg_px)
+                lv.native_cost = lv.native_filled * native_px
+            self._spawn(self._resume(lv))
+
+    async def _resume(self, lv: _Live) -> None:
+        import ccxt
+
+        o, ex = lv.order, self.exchanges[lv.order.venue]
+        try:
+            res = await ex.fetch_order(None, self._ccxt_symbol(ex, lv.inst),
+                                       {"origClientOrderId": lv.client_id, "clientOrderId": lv.client_id})
+        except ccxt.OrderNotFound:
+            self.live.pop(o.id, None)
+            lv.status = "rejected"
+            lv.placed.set()
+            self.rejections["lost"] += 1
+            self._emit([(EXECUTIONS, self._update(lv, self.view.now_ns, "rejected",
+                                                  "lost: the venue does not know the order"))])
+            return
+        except ccxt.BaseError as exc:
+            # Unknown state: keep it open and let the poll loop ask again.
+            log.warning("%s order %s: restore lookup failed: %s", o.venue, o.id, venue_reason(exc)[1])
+            res = None
+        if res is not None:
+            lv.venue_id = str(res.get("id") or "")
+            self._apply(lv, res)
+        lv.placed.set()
+        if lv.status in OPEN or lv.status == "sent":
+            lv.poll = asyncio.get_running_loop().create_task(self._poll(lv))
+            self._polls.add(lv.poll)
+            lv.poll.add_done_callback(self._polls.discard)
+
     # -- venue calls (tasks) ---------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -257,14 +310,20 @@ class LiveExecution:
         import ccxt
 
         o, ex = lv.order, self.exchanges[lv.order.venue]
-        while lv.status in OPEN:
+        while lv.status in OPEN or lv.status == "sent":  # "sent": restored, state still unknown
             await asyncio.sleep(self.poll_s)
+            symbol = self._ccxt_symbol(ex, lv.inst)
             try:
-                res = await ex.fetch_order(lv.venue_id, self._ccxt_symbol(ex, lv.inst))
+                if lv.venue_id:
+                    res = await ex.fetch_order(lv.venue_id, symbol)
+                else:
+                    res = await ex.fetch_order(None, symbol, {"origClientOrderId": lv.client_id,
+                                                              "clientOrderId": lv.client_id})
             except ccxt.BaseError as exc:
                 self.counts["poll_errors"] += 1
                 log.warning("%s order %s: poll failed: %s", o.venue, o.id, venue_reason(exc)[1])
                 continue
+            lv.venue_id = str(res.get("id") or lv.venue_id)
             self._apply(lv, res)
 
     async def _find_after_error(self, lv: _Live, exc: Exception) -> dict[str, Any] | None:
