@@ -29,7 +29,7 @@ from perparb.sim.server import Simulator, SimVenue
 
 KEY, SECRET = "test-key-7f3a", "test-secret-91c2"
 PEPE = Instrument(venue="binance", venue_symbol="1000PEPEUSDT", symbol="PEPE/USDT:USDT", asset="PEPE", quote="USDT",
-                  settle="USDT", price_scale=1000.0, tick_size=1e-7, lot_size=1.0, min_qty=1.0, min_notional=5.0,
+                  settle="USDT", price_scale=1000.0, tick_size=1e-7, lot_size=1.0, min_qty=2.0, min_notional=5.0,
                   taker_fee=0.0005, maker_fee=0.0002)
 
 
@@ -195,6 +195,8 @@ async def test_venue_refusals_become_rejections(sim: SimVenue) -> None:
         bus.publish(ORDERS, _order("huge", "buy", huge, "post_only", bids[-1][0] / 1000.0))
         # Under one contract after rounding: refused before anything is sent.
         bus.publish(ORDERS, _order("dust", "buy", 999.0))
+        # 1,500 PEPE is one whole contract, under the minimum of two.
+        bus.publish(ORDERS, _order("one", "buy", 1_500.0))
         await live.idle()
         got = {m.order_id: m.reason for m in seen if isinstance(m, OrderUpdate)}
         assert [m for m in seen if isinstance(m, Fill)] == []
@@ -205,6 +207,7 @@ async def test_venue_refusals_become_rejections(sim: SimVenue) -> None:
         assert got["reduce"] == "invalid_order: ReduceOnly Order is rejected. (-2022)"
         assert got["huge"] == "insufficient_margin: Margin is insufficient. (-2019)"
         assert got["dust"].startswith("lot_size: ")
+        assert got["one"] == "min_qty: Quantity less than the minimum order quantity. (1.0 native < 2.0)"
         assert live.rejections["lot_size"] == 1 and live.rejections["insufficient_margin"] == 1
     finally:
         await live.close()
@@ -256,7 +259,10 @@ async def test_signature_timestamp_and_key_checks(sim: SimVenue) -> None:
     assert (status, body["code"]) == (400, -1102) and "'quantity'" in body["msg"]
     assert await _signed(sim, "DELETE", "/fapi/v1/order", {"symbol": "1000PEPEUSDT", "orderId": 42, **ok}) == \
         (400, {"code": -2011, "msg": "Unknown order sent."})
-    # Off the lot step: -1111.
+    # Under the minimum quantity (2 contracts), and off the lot step.
+    status, body = await _signed(sim, "POST", "/fapi/v1/order",
+                                 {"symbol": "1000PEPEUSDT", "side": "BUY", "type": "MARKET", "quantity": "1", **ok})
+    assert (status, body) == (400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"})
     status, body = await _signed(sim, "POST", "/fapi/v1/order",
                                  {"symbol": "1000PEPEUSDT", "side": "BUY", "type": "MARKET", "quantity": "10.5", **ok})
     assert body["code"] == -1111

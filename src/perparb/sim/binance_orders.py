@@ -219,7 +219,7 @@ class BinanceOrders:
         if lot and qty % lot:
             raise BinanceError(-1111, "Precision is over the maximum defined for this asset.")
         if inst.min_qty and qty < _d(inst.min_qty):
-            raise BinanceError(-4003, f"Filter failure: LOT_SIZE (minimum quantity {_s(_d(inst.min_qty))})")
+            raise BinanceError(-1013, "Filter failure: LOT_SIZE")
         price = ZERO
         tif = "GTC"
         if otype == "LIMIT":
