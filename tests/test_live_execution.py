@@ -22,7 +22,7 @@ import pytest
 from perparb.book import OrderBook
 from perparb.bus import EXECUTIONS, ORDERS, InProcessBus
 from perparb.bus.messages import CancelOrder, Fill, Message, Order, OrderUpdate
-from perparb.execution.live import LiveExecution, make_exchange
+from perparb.execution.live import LiveExecution, LiveStartError, make_exchange
 from perparb.instruments.registry import Registry
 from perparb.model import Instrument
 from perparb.sim.server import Simulator, SimVenue
@@ -90,7 +90,10 @@ async def _live(sv: SimVenue, secret: str = SECRET) -> tuple[LiveExecution, list
     bus.subscribe(EXECUTIONS, seen.append)
     live = LiveExecution(bus, View(sv), {"binance": make_exchange("binance", KEY, secret, rest_url=sv.rest_url)},
                          poll_s=0.05)
-    await live.start()
+    if secret == SECRET:
+        await live.start()
+    else:  # start() would refuse the keys; the markets are all an order needs
+        await live.exchanges["binance"].load_markets()
     return live, seen, bus
 
 
@@ -221,6 +224,11 @@ async def test_wrong_secret_is_rejected_with_binance_code(sim: SimVenue) -> None
         [u] = seen
         assert isinstance(u, OrderUpdate) and u.status == "rejected"
         assert u.reason == "auth: Signature for this request is not valid. (-1022)"
+        # Starting with these keys stops at the venue's refusal, naming the key.
+        with pytest.raises(LiveStartError) as refused:
+            await live.start()
+        assert str(refused.value) == ("venues.binance.api_key: the venue refused the API key "
+                                      "(Signature for this request is not valid. (-1022))")
     finally:
         await live.close()
 

@@ -87,11 +87,18 @@ def build_alerter(settings: Settings) -> Alerter | None:
 
 
 def build_paper(settings: Settings, engine: Engine, alerter: Alerter | None = None,
-                scratch: Path | None = None) -> Trading | None:
+                scratch: Path | None = None, live_confirmed: bool = False) -> Trading | None:
     """Paper trading over the engine when ``paper.enabled`` and ``execution.mode = "paper"``,
     journaled to the ledger of ``storage`` (``scratch``: a throw-away SQLite file instead,
     for the demo, unless a ledger is configured explicitly)."""
-    if not settings.paper.enabled or settings.execution.mode != "paper":
+    live = settings.execution.mode == "live"
+    if live:
+        from perparb.execution.gate import live_gate
+
+        missing = live_gate(settings, live_confirmed)
+        if missing:  # never paper trading in place of the live trading asked for
+            raise ConfigError("live trading refused; missing: " + "; ".join(missing))
+    elif not settings.paper.enabled:
         return None
     from perparb.paper import build_trading
     from perparb.store.ledger import SqliteLedger, ledger_from_settings
@@ -99,7 +106,8 @@ def build_paper(settings: Settings, engine: Engine, alerter: Alerter | None = No
     st = settings.storage
     explicit = st.ledger is not None or st.postgres_url is not None
     ledger = SqliteLedger(scratch) if scratch is not None and not explicit else ledger_from_settings(st)
-    return build_trading(settings, engine, alerter=alerter, venues=settings.enabled_venues(), ledger=ledger)
+    return build_trading(settings, engine, alerter=alerter, venues=settings.enabled_venues(), ledger=ledger,
+                         live=live)
 
 
 class Session:
@@ -149,7 +157,7 @@ class Session:
         self._scratch = Path(tempfile.mkdtemp(prefix="perparb-demo-ledger-")) if scratch_ledger else None
         try:
             self.trading = build_paper(settings, self.engine, self.alerter,
-                                       self._scratch / "ledger.sqlite" if self._scratch else None)
+                                       self._scratch / "ledger.sqlite" if self._scratch else None, live_confirmed)
         except (OSError, LedgerError) as exc:
             raise ConfigError(f"storage.ledger: cannot open the trading ledger: {exc}") from None
         self.parquet: ParquetSink | None = None
@@ -216,6 +224,12 @@ class Session:
             self.feeds[venue] = feed
         self.tasks += [asyncio.create_task(f.run()) for f in self.feeds.values()]
         if self.trading is not None:
+            from perparb.execution.live import LiveStartError
+
+            try:
+                await self.trading.start_live()
+            except LiveStartError as exc:
+                raise ConfigError(f"live trading cannot start: {exc}") from None
             self.engine.advance(time.time_ns())
             self.trading.start()
 
@@ -348,6 +362,7 @@ class Session:
         if self.alerter is not None:
             self.alerter.close()
         if self.trading is not None:
+            await self.trading.close_live()
             self.trading.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)

@@ -110,6 +110,10 @@ def venue_reason(exc: Exception) -> tuple[str, str]:
     return key, text
 
 
+class LiveStartError(RuntimeError):
+    """Live trading cannot start: a venue refused the keys or cannot be reached."""
+
+
 @dataclass
 class _Live:
     order: Order
@@ -142,13 +146,25 @@ class LiveExecution:
         self.counts: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()  # placements and cancels in flight
         self._polls: set[asyncio.Task[None]] = set()  # resting orders being watched
+        self.start_balances: dict[str, dict[str, float]] = {}  # per venue, read by start()
         if subscribe:
             bus.subscribe(ORDERS, self._on_message)
 
     async def start(self) -> None:
-        """Load every venue's markets (contract ids and precision) before the first order."""
-        for ex in self.exchanges.values():
-            await ex.load_markets()
+        """Before the first order: every venue's markets (contract ids and precision), and
+        its balances, which also proves the keys work. A venue that refuses the keys or
+        cannot be reached stops the start (``LiveStartError``)."""
+        import ccxt
+
+        for venue, ex in sorted(self.exchanges.items()):
+            try:
+                await ex.load_markets()
+                self.start_balances[venue] = await self.balances(venue)
+            except ccxt.AuthenticationError as exc:
+                raise LiveStartError(f"venues.{venue}.api_key: the venue refused the API key "
+                                     f"({venue_reason(exc)[1]})") from None
+            except ccxt.BaseError as exc:
+                raise LiveStartError(f"venues.{venue}: cannot reach the trading API ({venue_reason(exc)[1]})") from None
 
     async def close(self) -> None:
         tasks = list(self._tasks | self._polls)

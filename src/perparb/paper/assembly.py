@@ -26,6 +26,7 @@ from perparb.store.ledger import JournaledBus, Ledger
 
 if TYPE_CHECKING:
     from perparb.config import Settings
+    from perparb.execution.live import LiveExecution
     from perparb.scanner.alerts import Alerter
 
 log = logging.getLogger("perparb.paper")
@@ -34,8 +35,9 @@ log = logging.getLogger("perparb.paper")
 class Trading:
     def __init__(self, settings: Settings, engine: Engine, bus: Bus | None = None,
                  alerter: Alerter | None = None, venues: list[str] | None = None,
-                 ledger: Ledger | None = None) -> None:
+                 ledger: Ledger | None = None, live: bool = False) -> None:
         self.settings = settings
+        self.live = live
         self.engine = engine
         inner = bus or InProcessBus()
         self.ledger = ledger
@@ -50,9 +52,15 @@ class Trading:
         self.risk = RiskEngine(self.bus, self.view, settings.risk, ex, settings.paper, venues,
                                contracts=lambda: self.watched, alert=self._alert)
         self.strategies = StrategyRunner(self.bus, self.view, settings.strategies, self.resolve)
-        self.execution = SimExecution(self.bus, self.view, venues, SimSettings(
-            latency_ms=ex.latency_ms, venue_latency_ms=dict(ex.venue_latency_ms), taker_fee=dict(ex.taker_fee),
-            maker_fee=dict(ex.maker_fee), post_only_tif_ms=ex.post_only_tif_ms))
+        self.execution: SimExecution | LiveExecution
+        if live:  # the gate (perparb.execution.gate.live_gate) has been passed
+            from perparb.execution.gate import build_live_execution
+
+            self.execution = build_live_execution(settings, self.bus, self.view)
+        else:
+            self.execution = SimExecution(self.bus, self.view, venues, SimSettings(
+                latency_ms=ex.latency_ms, venue_latency_ms=dict(ex.venue_latency_ms), taker_fee=dict(ex.taker_fee),
+                maker_fee=dict(ex.maker_fee), post_only_tif_ms=ex.post_only_tif_ms))
         p = settings.paper
         self.accounting = Accounting(self.bus, self.view, MarginSettings(
             initial_margin=p.margin.initial, maintenance_margin=p.margin.maintenance,
@@ -92,10 +100,25 @@ class Trading:
         if venue in self._deposited:
             return
         self._deposited.add(venue)
-        for asset, amount in sorted(self.settings.paper.collateral.items()):
+        # Live: the account holds what the venue reported at start, not the paper collateral.
+        live_balances: dict[str, dict[str, float]] = getattr(self.execution, "start_balances", {})
+        collateral = live_balances.get(venue, {}) if self.live else self.settings.paper.collateral
+        note = "venue balance at start" if self.live else "opening collateral"
+        for asset, amount in sorted(collateral.items()):
             if amount > 0:
                 self.bus.publish(LEDGER, Transfer(id=f"deposit:{venue}:{asset}", ts_ns=self.engine.now_ns, venue=venue,
-                                                  asset=asset, amount=amount, note="opening collateral"))
+                                                  asset=asset, amount=amount, note=note))
+
+    async def start_live(self) -> None:
+        """Live execution's start (markets, keys, balances): before ``start``."""
+        start = getattr(self.execution, "start", None)
+        if self.live and start is not None:
+            await start()
+
+    async def close_live(self) -> None:
+        close = getattr(self.execution, "close", None)
+        if self.live and close is not None:
+            await close()
 
     def close(self) -> None:
         if self.ledger is not None:
@@ -118,6 +141,8 @@ class Trading:
 
     def add_venue(self, venue: str) -> None:
         """A venue that appeared after start (replay meets them as records arrive)."""
+        if self.live:
+            return  # live trading is on the configured venues only, each with its keys
         if venue not in self.execution.venues:
             self.execution.venues = self.execution.venues | {venue}
             self.risk.venues = sorted({*self.risk.venues, venue})
@@ -203,5 +228,5 @@ def _overview(t: Trading) -> dict[str, Any]:
 
 
 def build_trading(settings: Settings, engine: Engine, bus: Bus | None = None, alerter: Alerter | None = None,
-                  venues: list[str] | None = None, ledger: Ledger | None = None) -> Trading:
-    return Trading(settings, engine, bus, alerter, venues, ledger)
+                  venues: list[str] | None = None, ledger: Ledger | None = None, live: bool = False) -> Trading:
+    return Trading(settings, engine, bus, alerter, venues, ledger, live)
