@@ -11,7 +11,9 @@ how components talk, the view is what they look at.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Protocol
 
 import msgspec
@@ -65,3 +67,21 @@ class OpenOrder(msgspec.Struct, kw_only=True):
     avg_px: float = 0.0
     fills: int = 0
     last_ts_ns: int = 0  # its last journaled event: a restored order does not trade again before it
+
+
+_EPS = 1e-9
+
+# Rejections both executions give before an order reaches a venue, with the venue-style text.
+ORDER_REASONS = {
+    "unknown_symbol": "Invalid symbol.",
+    "bad_order": "Illegal parameter.",
+    "lot_size": "Quantity is below the lot size after rounding.",
+    "min_qty": "Quantity less than the minimum order quantity.",
+}
+
+
+def floor_lot(native: float, lot: float) -> float:
+    """``native`` rounded down to a whole number of lots (exactly, so 0.3 lots of 0.1 stay 0.3)."""
+    if lot <= 0.0:
+        return native
+    return float(Decimal(math.floor(native / lot + _EPS)) * Decimal(repr(lot)))

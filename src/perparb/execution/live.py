@@ -37,7 +37,6 @@ import re
 from collections import Counter
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from perparb.bus import EXECUTIONS, ORDERS, Bus
@@ -55,18 +54,12 @@ from perparb.bus.messages import (
     Order,
     OrderUpdate,
 )
-from perparb.execution import MarketView, OpenOrder
+from perparb.execution import ORDER_REASONS, MarketView, OpenOrder, floor_lot
 from perparb.model import Instrument
 
 log = logging.getLogger("perparb.execution.live")
 
-REASONS = {
-    "unknown_symbol": "Invalid symbol.",
-    "bad_order": "Illegal parameter.",
-    "no_price": "No price to convert the quantity to contracts.",
-    "lot_size": "Quantity is below the lot size after rounding.",
-    "min_qty": "Quantity less than the minimum order quantity.",
-}
+REASONS = {**ORDER_REASONS, "no_price": "No price to convert the quantity to contracts."}
 # ccxt's exception classes -> counted rejection keys (the first match in the MRO wins).
 ERROR_KEYS = {
     "InsufficientFunds": "insufficient_margin", "OrderImmediatelyFillable": "would_cross",
@@ -86,11 +79,6 @@ def client_order_id(order_id: str) -> str:
         return order_id
     return "pp" + hashlib.sha256(order_id.encode()).hexdigest()[:30]
 
-
-def floor_lot(native: float, lot: float) -> float:
-    if lot <= 0.0:
-        return native
-    return float(Decimal(math.floor(native / lot + _EPS)) * Decimal(repr(lot)))
 
 
 def venue_reason(exc: Exception) -> tuple[str, str]:

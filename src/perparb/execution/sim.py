@@ -36,7 +36,6 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from perparb.book import Side
 from perparb.bus import EXECUTIONS, ORDERS, Bus
@@ -54,7 +53,7 @@ from perparb.bus.messages import (
     Order,
     OrderUpdate,
 )
-from perparb.execution import MarketView, OpenOrder
+from perparb.execution import ORDER_REASONS, MarketView, OpenOrder, floor_lot
 from perparb.feeds.booksync import SYNCED
 from perparb.model import Instrument
 
@@ -62,15 +61,12 @@ log = logging.getLogger("perparb.execution.sim")
 
 # Counted rejection reasons and the venue-style text that goes with them.
 REASONS = {
-    "unknown_symbol": "Invalid symbol.",
-    "bad_order": "Illegal parameter.",
+    **ORDER_REASONS,
     "unsynced_book": "Order book not available (unsynchronized).",
     "stale_book": "Order book data is stale.",
     "crossed_book": "Order book is crossed.",
     "no_liquidity": "No liquidity on the opposite side.",
     "tick_size": "Price not increased by tick size.",
-    "lot_size": "Quantity is below the lot size after rounding.",
-    "min_qty": "Quantity less than the minimum order quantity.",
     "min_notional": "Order's notional is smaller than the minimum.",
     "would_cross": "Due to the order could not be executed as maker, the Post Only order will be rejected.",
 }
@@ -106,12 +102,6 @@ class _Live:
         self.arrival_ns = 0
         self.not_before = 0
 
-
-def _floor_lot(native: float, lot: float) -> float:
-    if lot <= 0.0:
-        return native
-    steps = math.floor(native / lot + _EPS)
-    return float(Decimal(steps) * Decimal(repr(lot)))
 
 
 def _on_tick(px: float, tick: float) -> bool:
@@ -177,7 +167,7 @@ class SimExecution:
             lv.arrived = True
             lv.filled, lv.notional, lv.fills = oo.filled_qty, oo.filled_qty * oo.avg_px, oo.fills
             px = o.limit_px or 0.0
-            lv.rem_native = _floor_lot(lv.inst.native_qty(o.qty - lv.filled, px), lv.inst.lot_size) if lv.inst else 0.0
+            lv.rem_native = floor_lot(lv.inst.native_qty(o.qty - lv.filled, px), lv.inst.lot_size) if lv.inst else 0.0
             arrival = o.ts_ns + self.latency_ns(o.venue)
             tif = self.settings.post_only_tif_ms
             lv.expire_ns = arrival + int(tif * 1e6) if tif > 0 else 0
@@ -221,7 +211,7 @@ class SimExecution:
         else:
             ref = best[0]
         native = inst.native_qty(o.qty, ref)
-        lv.rem_native = _floor_lot(native, inst.lot_size)
+        lv.rem_native = floor_lot(native, inst.lot_size)
         if lv.rem_native <= 0.0:
             return self._reject(lv, now, "lot_size", f"qty {o.qty!r} is {native!r} native, lot {inst.lot_size!r}")
         if inst.min_qty > 0.0 and lv.rem_native < inst.min_qty * (1 - _EPS):
@@ -277,7 +267,7 @@ class SimExecution:
                 continue
             fill_px = px if at_px is None else at_px
             level_npx = inst.native_px(px)
-            take = _floor_lot(min(lv.rem_native, inst.native_qty(avail, level_npx)), inst.lot_size)
+            take = floor_lot(min(lv.rem_native, inst.native_qty(avail, level_npx)), inst.lot_size)
             if take <= 0.0:
                 continue
             base = inst.qty(take, inst.native_px(fill_px))
