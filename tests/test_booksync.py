@@ -484,3 +484,34 @@ def test_order_book_load_apply_crossed() -> None:
     assert _book_levels(book) == ([], []) and not book.crossed()
     book.apply([(5.0, 1.0)], [])
     assert not book.crossed()  # one empty side is never crossed
+
+
+def test_order_book_top_follows_every_change() -> None:
+    """The best level kept on each side equals the book's first level after every apply,
+    load, clear and single-level set, including an apply stopped part way by a NaN price."""
+    rng = random.Random(11)
+    book, ref = OrderBook(), DictBook()
+    for i in range(2000):
+        bids = [(rng.randrange(1, 100) / 4, rng.choice([0.0, rng.randrange(1, 50) / 10]))
+                for _ in range(rng.randrange(4))]
+        asks = [(rng.randrange(101, 200) / 4, rng.choice([0.0, rng.randrange(1, 50) / 10]))
+                for _ in range(rng.randrange(4))]
+        if i % 97 == 0:
+            book.load(bids, asks)
+            ref = DictBook()
+            ref.apply(bids, asks)
+        elif i % 41 == 0 and bids:
+            book.bids.set(*bids[0])
+            ref.apply(bids[:1], [])
+        else:
+            book.apply(bids, asks)
+            ref.apply(bids, asks)
+        want_b, want_a = ref.levels()
+        assert book.best_bid() == (want_b[0] if want_b else None)
+        assert book.best_ask() == (want_a[0] if want_a else None)
+    book.load([(10.0, 1.0)], [(11.0, 1.0)])
+    with pytest.raises(ValueError):
+        book.apply([(10.5, 2.0), (float("nan"), 1.0)], [])
+    assert book.best_bid() == book.bids.top(1)[0] == (10.5, 2.0)
+    book.clear()
+    assert book.best_bid() is None and book.best_ask() is None

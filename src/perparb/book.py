@@ -2,7 +2,9 @@
 
 Each side is a dict price → size plus a sorted list of prices (bids stored negated, so
 both lists ascend and the best level is element 0). Updates are O(log n) to find and a
-memmove to insert or remove; reading the best level is O(1).
+memmove to insert or remove. Each side keeps its best level as an attribute
+(``Side.best_level``), refreshed by every change, because the scanner reads the top of
+every venue's book on each update of any of them.
 
 The dict and the list must hold the same prices. A NaN price would break that (it equals
 nothing, not even itself, and sorts nowhere), so inserting one raises ValueError before
@@ -18,16 +20,27 @@ from perparb.model import Level
 
 
 class Side:
-    __slots__ = ("keys", "levels", "sign")
+    __slots__ = ("best_level", "keys", "levels", "sign")
 
     def __init__(self, is_bid: bool) -> None:
         self.sign = -1.0 if is_bid else 1.0
         self.levels: dict[float, float] = {}
         self.keys: list[float] = []
+        self.best_level: Level | None = None
 
     def clear(self) -> None:
         self.levels.clear()
         self.keys.clear()
+        self.best_level = None
+
+    def refresh(self) -> None:
+        """Re-read the best level after ``levels`` / ``keys`` changed."""
+        keys = self.keys
+        if keys:
+            px = keys[0] * self.sign
+            self.best_level = px, self.levels[px]
+        else:
+            self.best_level = None
 
     def set(self, px: float, qty: float) -> None:
         levels = self.levels
@@ -41,12 +54,10 @@ class Side:
             del levels[px]
             keys = self.keys
             del keys[bisect_left(keys, px * self.sign)]
+        self.refresh()
 
     def best(self) -> Level | None:
-        if not self.keys:
-            return None
-        px = self.keys[0] * self.sign
-        return px, self.levels[px]
+        return self.best_level
 
     def top(self, n: int) -> list[Level]:
         sign, levels = self.sign, self.levels
@@ -71,14 +82,18 @@ class OrderBook:
     def apply(self, bids: list[Level], asks: list[Level]) -> None:
         # The per-level loop is the hot path of every book update (compiled: perparb.levels).
         b, a = self.bids, self.asks
-        apply_side(b.levels, b.keys, b.sign, bids)
-        apply_side(a.levels, a.keys, a.sign, asks)
+        try:
+            apply_side(b.levels, b.keys, b.sign, bids)
+            apply_side(a.levels, a.keys, a.sign, asks)
+        finally:  # a level no book can hold stops the loop part way; the top stays true
+            b.refresh()
+            a.refresh()
 
     def best_bid(self) -> Level | None:
-        return self.bids.best()
+        return self.bids.best_level
 
     def best_ask(self) -> Level | None:
-        return self.asks.best()
+        return self.asks.best_level
 
     def crossed(self) -> bool:
         if not self.bids.keys or not self.asks.keys:

@@ -39,7 +39,7 @@ class Leg:
         """(best bid, best ask), read once for a whole evaluation."""
         if self.book is not None:
             b = self.book.book
-            return b.bids.best(), b.asks.best()
+            return b.bids.best_level, b.asks.best_level
         q = self.quote
         if q is None:
             return None, None
@@ -48,13 +48,13 @@ class Leg:
 
     def best_bid(self) -> Level | None:
         if self.book is not None:
-            return self.book.book.bids.best()
+            return self.book.book.bids.best_level
         q = self.quote
         return (q.bid_px, q.bid_qty) if q is not None and q.bid_qty > 0.0 else None
 
     def best_ask(self) -> Level | None:
         if self.book is not None:
-            return self.book.book.asks.best()
+            return self.book.book.asks.best_level
         q = self.quote
         return (q.ask_px, q.ask_qty) if q is not None and q.ask_qty > 0.0 else None
 
