@@ -330,7 +330,8 @@ def _scan_table(rows: list[dict[str, Any]], seen: dict[str, str]) -> None:
 @app.command()
 def replay(
     captures: Annotated[list[str], typer.Argument(
-        help="Capture files (.jsonl or .jsonl.zst), recording directories, or quoted globs.", metavar="CAPTURE")],
+        help="Capture files (.jsonl or .jsonl.zst), Tardis.dev CSV files (.csv or .csv.gz), directories of them, "
+             "or quoted globs.", metavar="CAPTURE")],
     opportunities_out: Annotated[Path | None, typer.Option(
         help="Write every opportunity lifecycle event here, one JSON object per line.")] = None,
     config: ConfigOpt = None, min_edge_bps: EdgeOpt = None, set_: SetOpt = None,
@@ -341,7 +342,7 @@ def replay(
     fills_out: Annotated[Path | None, typer.Option(
         help="With --paper: write every fill here, one JSON object per line (implies --paper).")] = None,
 ) -> None:
-    """Run captures through the same decoders, books and scanner as live, in recorded time."""
+    """Run captures and Tardis.dev CSV files through the same decoders, books and scanner as live, in recorded time."""
     from perparb.app import build_registry, scan_settings
     from perparb.replay import replay as run_replay
     from perparb.scanner.core import Scanner
@@ -391,7 +392,7 @@ def replay(
 @app.command()
 def export(
     captures: Annotated[list[str], typer.Argument(
-        help="Capture files, recording directories, or quoted globs.", metavar="CAPTURE...")],
+        help="Capture files, Tardis.dev CSV files, directories of them, or quoted globs.", metavar="CAPTURE...")],
     out: Annotated[Path, typer.Option(help="Parquet directory (the --data of perparb query).")],
     config: ConfigOpt = None, set_: SetOpt = None, as_json: JsonOpt = False,
     paper: Annotated[bool, typer.Option("--paper", help="Also paper-trade the captures and export the fills.")]

@@ -127,6 +127,30 @@ class Engine:
             self._problems(venue, adapter)
         self._handle(venue, events)
 
+    def on_events(self, venue: str, events: list[MarketEvent], recv_ns: int) -> None:
+        """Events already normalized elsewhere (recorded datasets: perparb.replay.tardis), as
+        one message of ``venue`` received at ``recv_ns``: the clock moves first, then the
+        events go through the same books and scanner as decoded ones, with the same guard."""
+        st = self.status[venue]
+        st.messages += 1
+        st.last_msg_ns = recv_ns
+        self.advance(recv_ns)
+        self._handle(venue, events)
+
+    def stream_book(self, venue: str, venue_symbol: str) -> None:
+        """This contract's book comes with its own snapshots, in order, without venue sequence
+        numbers (a recorded dataset): it syncs in-stream, whatever the venue's live family, so
+        no delta is held for a REST snapshot that will never come."""
+        sb = self.books.get((venue, venue_symbol))
+        if sb is None or sb.family != "in_stream":
+            self.books[(venue, venue_symbol)] = SyncedBook("in_stream")
+
+    def drop_book(self, venue: str, venue_symbol: str) -> None:
+        """The input of this book broke (a bad row): unusable until its next snapshot."""
+        sb = self.books.get((venue, venue_symbol))
+        if sb is not None and sb.state != INVALID:
+            sb.invalidate()
+
     def on_rest(self, venue: str, path: str, raw: str | bytes, recv_ns: int) -> None:
         """A REST response: instrument metadata or a book snapshot."""
         self.advance(recv_ns)

@@ -9,13 +9,19 @@ is far outside the clock of the records around them, are skipped and counted (``
 names each file and line); a file cut short ends where it was cut; a file that cannot be
 read is reported and the others go on. A jump of the recorded clock costs one sweep,
 whatever its size.
+
+Tardis.dev CSV files (``.csv``, ``.csv.gz``; ``perparb.replay.tardis``) are inputs too: their
+rows arrive as normalized events, merged with the captures by receive time, and enter the
+engine after its clock has moved to that time, through the same books, scanner and paper
+pipeline.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -25,10 +31,11 @@ from perparb.bus.messages import Fill
 from perparb.engine import Engine
 from perparb.instruments.registry import Registry
 from perparb.instruments.snapshot import load_registry
-from perparb.model import Opportunity
+from perparb.model import BookDelta, BookSnapshot, Opportunity
+from perparb.replay.tardis import Batch, Symbols, TardisFile, is_tardis
 from perparb.scanner.core import Scanner
 from perparb.scanner.funding import funding_timing
-from perparb.store.capture import ReadReport, merge_captures
+from perparb.store.capture import ReadReport, Record, merge_captures
 
 if TYPE_CHECKING:
     from perparb.config import Settings
@@ -91,6 +98,19 @@ class FillWriter:
         self.fills += 1
 
 
+def _inputs(paths: list[Path], engine: Engine, report: ReadReport, window_ns: int) -> Iterator[Record | Batch]:
+    """Capture records and Tardis batches of every input, merged by receive time (ties keep
+    the order of the inputs given)."""
+    captures = [p for p in paths if not is_tardis(p)]
+    streams: list[Iterator[Record | Batch]] = [merge_captures(captures, report, window_ns)] if captures else []
+    symbols = Symbols(engine.registry)
+    streams += [TardisFile(p, symbols, engine.limits, report).batches() for p in paths if is_tardis(p)]
+    if len(streams) == 1:
+        return streams[0]
+    keyed = [((r.recv_ns, i, r) for r in s) for i, s in enumerate(streams)]
+    return (r for _, _, r in heapq.merge(*keyed, key=lambda x: (x[0], x[1])))
+
+
 def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Registry | None = None,
            opportunities_out: IO[bytes] | None = None, report: ReadReport | None = None,
            paper: Settings | None = None, fills_out: IO[bytes] | None = None,
@@ -114,11 +134,17 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
             trading.fill_listeners.append(FillWriter(fills_out))
         if parquet is not None:
             trading.fill_listeners.append(parquet.on_fill)
-    records = skipped = 0
+    records = skipped = batches = 0
     unknown: set[str] = set()
+    streamed: set[tuple[str, str]] = set()  # books fed by Tardis data
     last_sweep = 0
-    for rec in merge_captures(paths, report, window_ns):
-        records += 1
+    paths = list(paths)
+    tardis_paths = [p for p in paths if is_tardis(p)]
+    for rec in _inputs(paths, engine, report, window_ns):
+        if isinstance(rec, Batch):
+            batches += 1
+        else:
+            records += 1
         if rec.recv_ns - last_sweep >= SWEEP_NS:  # as the live session does, on recorded time
             if last_sweep:
                 engine.advance(rec.recv_ns)
@@ -139,7 +165,18 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
             engine.set_connected(v, True, rec.recv_ns)
             if trading is not None:
                 trading.add_venue(v)
-        if rec.src == "ws":
+        if isinstance(rec, Batch):
+            if rec.broken is not None:
+                engine.drop_book(v, rec.broken)
+            for ev in rec.events:
+                if type(ev) in (BookSnapshot, BookDelta) and (v, ev.venue_symbol) not in streamed:
+                    streamed.add((v, ev.venue_symbol))
+                    engine.stream_book(v, ev.venue_symbol)
+            if rec.events:
+                engine.on_events(v, rec.events, rec.recv_ns)
+            else:
+                engine.advance(rec.recv_ns)
+        elif rec.src == "ws":
             engine.on_message(v, rec.raw, rec.recv_ns)
         else:
             engine.on_rest(v, rec.path or "", rec.raw, rec.recv_ns)
@@ -154,6 +191,10 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
         "unknown_symbols": sum(s.unknown_symbols for s in engine.status.values()),
         "bad_lines": report.bad_lines, "truncated": report.truncated, "unreadable": report.unreadable,
     }
+    if tardis_paths:
+        out.update(tardis_rows=report.rows, tardis_messages=batches,
+                   tardis_unknown_symbols=dict(sorted(report.unknown_symbols.items())),
+                   tardis_skipped=dict(sorted(report.skipped.items())))
     if trading is not None:
         out["paper"] = trading.summary()
     if parquet is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -94,6 +95,11 @@ class ReadReport:
         self.truncated = 0  # files that ended inside a line or a zstd frame (what a crash leaves)
         self.unreadable: list[str] = []  # files that could not be read at all
         self.problems: list[str] = []  # the first MAX_PROBLEMS messages
+        # Tardis.dev CSV inputs (perparb.replay.tardis): rows read, rows of symbols the registry
+        # does not know ("exchange symbol" -> rows), rows left out by design (reason -> rows).
+        self.rows = 0
+        self.unknown_symbols: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
 
     def note(self, text: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:

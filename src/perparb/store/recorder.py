@@ -135,15 +135,18 @@ class RotatingWriter:
         self.close()
 
 
+INPUT_SUFFIXES = (".jsonl", ".jsonl.zst", ".csv", ".csv.gz")  # captures and Tardis.dev CSV files
+
+
 def capture_inputs(args: list[str]) -> list[Path]:
-    """Capture files named by files, directories (their ``.jsonl``/``.jsonl.zst`` files, in
-    name order: a recording's time order) and quoted globs. Raises ``FileNotFoundError``
-    naming an argument that matches nothing."""
+    """Replay inputs named by files, directories (their capture and Tardis CSV files, in name
+    order: a recording's time order) and quoted globs. Raises ``FileNotFoundError`` naming an
+    argument that matches nothing."""
     out: list[Path] = []
     for arg in args:
         p = Path(arg)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith((".jsonl", ".jsonl.zst")))
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.name.endswith(INPUT_SUFFIXES))
         elif p.exists():
             found = [p]
         elif any(c in arg for c in "*?["):
