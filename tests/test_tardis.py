@@ -331,3 +331,17 @@ def test_perparb_replay_reads_tardis_files(tmp_path: Path) -> None:
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["tardis_rows"] == 7 + 12 + 1 + 1 and summary["bad_lines"] == 1
     assert f"{bad}:2: not a number" in result.stderr
+
+
+def test_a_gzip_file_cut_short_is_read_up_to_the_cut(tmp_path: Path) -> None:
+    rows = [f"binance-futures,BTCUSDT,{T0 + i},{T0 + i + 1},{i},buy,60000,0.5" for i in range(20_000)]
+    path = write(tmp_path / "binance-futures_trades_2024-03-01_BTCUSDT.csv.gz", TRADES, rows)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    report = ReadReport()
+    summary = replay([path], Scanner(), Registry([BN]), report=report)
+    assert summary["truncated"] == 1 and summary["unreadable"] == [] and summary["bad_lines"] == 0
+    assert 0 < summary["tardis_rows"] < 20_000
+    assert summary["tardis_messages"] == summary["tardis_rows"]  # one trade per row
+    (problem,) = report.problems
+    assert problem.startswith(f"{path}:") and "read as the end of the file" in problem
