@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
-from perparb.levels import apply_side
+from perparb.levels import apply_book
 from perparb.model import Level
 
 
@@ -80,14 +80,10 @@ class OrderBook:
         self.apply(bids, asks)
 
     def apply(self, bids: list[Level], asks: list[Level]) -> None:
-        # The per-level loop is the hot path of every book update (compiled: perparb.levels).
-        b, a = self.bids, self.asks
-        try:
-            apply_side(b.levels, b.keys, b.sign, bids)
-            apply_side(a.levels, a.keys, a.sign, asks)
-        finally:  # a level no book can hold stops the loop part way; the top stays true
-            b.refresh()
-            a.refresh()
+        # The per-level loop is the hot path of every book update (compiled: perparb.levels);
+        # it refreshes both sides' best levels, also when a level no book can hold stops it
+        # part way, so the top stays true.
+        apply_book(self.bids, self.asks, bids, asks)
 
     def best_bid(self) -> Level | None:
         return self.bids.best_level

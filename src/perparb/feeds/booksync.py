@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from perparb.book import OrderBook
-from perparb.levels import apply_text, crc32_text
+from perparb.levels import apply_book, apply_text, crc32_text
 from perparb.model import BookDelta, BookSnapshot, TextLevels
 
 Checksum = Callable[[list[tuple[str, str]], list[tuple[str, str]]], int]
@@ -80,11 +80,12 @@ class _TextBook:
         self.asks = _TextSide(False)
 
     def apply(self, levels: TextLevels, reset: bool) -> None:
+        b, a = self.bids, self.asks
         if reset:
-            self.bids.clear()
-            self.asks.clear()
-        self.bids.apply(levels[0])
-        self.asks.apply(levels[1])
+            b.clear()
+            a.clear()
+        apply_text(b.keys, b.rows, -1.0, levels[0])
+        apply_text(a.keys, a.rows, 1.0, levels[1])
 
     def top(self, n: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         return self.bids.top(n), self.asks.top(n)
@@ -92,7 +93,7 @@ class _TextBook:
 
 class SyncedBook:
     __slots__ = ("book", "bridge", "buffer", "checksum", "checksum_failures", "checksums_ok", "crossed", "family",
-                 "gaps", "last_ns", "resyncs", "seq", "state", "text")
+                 "gaps", "last_ns", "resyncs", "seq", "sides", "state", "text")
 
     def __init__(self, family: str, checksum: Checksum | None = None) -> None:
         self.family = family
@@ -100,6 +101,9 @@ class SyncedBook:
         self.text: _TextBook | None = None
         self.checksums_ok = 0
         self.book = OrderBook()
+        # Both sides, for the one compiled call per delta that applies it, refreshes the
+        # top of book and says whether the book crossed.
+        self.sides = (self.book.bids, self.book.asks)
         self.state = RESYNCING
         self.seq = 0
         self.bridge = False  # the next delta must straddle the REST snapshot
@@ -146,15 +150,19 @@ class SyncedBook:
             self.bridge = False
         elif ev.prev_seq is not None and ev.prev_seq != self.seq:
             return self._break()
+        bids, asks = self.sides
         try:
-            self.book.apply(ev.bids, ev.asks)
+            crossed = apply_book(bids, asks, ev.bids, ev.asks)
         except (TypeError, ValueError):
             return self.invalidate()
         self.seq = ev.seq
         self.last_ns = ev.recv_ns
-        if not self._verify(ev, reset=False):
+        if self.checksum is not None and not self._verify(ev, reset=False):
             return False
-        return self._check()
+        if crossed:
+            self.crossed += 1
+            return self.invalidate()
+        return True
 
     def _verify(self, ev: BookSnapshot | BookDelta, reset: bool) -> bool:
         if self.checksum is None:

@@ -19,7 +19,7 @@ import msgspec
 
 from perparb.feeds.booksync import Checksum
 from perparb.instruments.registry import Registry
-from perparb.model import BookDelta, BookSnapshot, Instrument, Level, MarketEvent, TextLevels
+from perparb.model import BookDelta, BookSnapshot, Instrument, Level, MarketEvent
 from perparb.validate import Limits, check
 
 MS = 1_000_000  # nanoseconds in a millisecond
@@ -35,17 +35,6 @@ class DecodeError(ValueError):
         super().__init__(text)
         self.reason = reason
         self.books = books
-
-
-class BookText(msgspec.Struct):
-    """A book message's levels exactly as the venue wrote them: checksum venues (OKX,
-    Bitget) decode a checksummed message a second time into this."""
-
-    asks: list[list[str]] = []
-    bids: list[list[str]] = []
-
-    def levels(self) -> TextLevels:
-        return [(r[0], r[1]) for r in self.bids], [(r[0], r[1]) for r in self.asks]
 
 
 class Connection(msgspec.Struct, kw_only=True):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import heapq
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -38,11 +38,10 @@ import msgspec
 from perparb.feeds.booksync import Checksum, crc32_interleaved
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
-from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
+from perparb.model import Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, BookText, Connection, Venue, asked_symbol, decode_error, listing, num_text
-
-T = TypeVar("T")
+from perparb.venues.base import MS, Connection, Venue, asked_symbol, decode_error, listing, num_text
+from perparb.venues.okx_family import Arg, BookData, Push, book_event, book_push, channel, frame, op, text_row
 
 _CONTRACTS_V2 = "/api/v2/mix/market/contracts"
 _CONTRACTS_V1 = "/api/mix/v1/market/contracts"  # legacy; answers ?productType=umcbl
@@ -51,25 +50,10 @@ _PRODUCT = "USDT-FUTURES"
 _CHANNELS_PER_CONN = 50  # Bitget allows 1000 per connection but recommends at most 50
 
 
-class _Arg(msgspec.Struct):
-    instType: str = ""
-    channel: str = ""
-    instId: str = ""
-
-
-class _Push(msgspec.Struct, Generic[T]):
-    action: str = ""
-    arg: _Arg = msgspec.field(default_factory=_Arg)
-    data: list[T] = []
-    ts: int = 0
-
-
-class _Book(msgspec.Struct):
+class _Top(msgspec.Struct):
+    # books1: the top level, whole each push.
     asks: list[list[float]] = []
     bids: list[list[float]] = []
-    checksum: int = 0
-    seq: int | None = None
-    pseq: int | None = None
     ts: int = 0
 
 
@@ -97,7 +81,7 @@ class _Other(msgspec.Struct):
     event: str = ""
     code: str | int = ""
     msg: str = ""
-    arg: _Arg = msgspec.field(default_factory=_Arg)
+    arg: Arg = msgspec.field(default_factory=Arg)
 
 
 class _ContractV2(msgspec.Struct):
@@ -135,12 +119,10 @@ def _dec(t: Any) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(t, strict=False)
 
 
-_books, _tickers, _trades = _dec(_Push[_Book]), _dec(_Push[_Ticker]), _dec(_Push[_Trade])
-_books_text = msgspec.json.Decoder(_Push[BookText])
+_top, _tickers, _trades = _dec(Push[_Top]), _dec(Push[_Ticker]), _dec(Push[_Trade])
 _other = _dec(_Other)
 _enc = msgspec.json.Encoder()
 
-_CHANNEL = b'"channel":"'
 _LEGACY = b'"instType":"mc"'
 # Channel → how its data is read; every other channel (candles, …) carries nothing we use.
 _KINDS = {"books": "book", "books5": "top", "books15": "top", "books1": "bbo", "ticker": "ticker",
@@ -194,7 +176,7 @@ class Bitget(Venue):
         for k in range(0, len(instruments), per_conn):
             insts = instruments[k : k + per_conn]
             args = [_arg(c, i.venue_symbol) for i in insts for c in channels]
-            out.append(Connection(path="/v2/ws/public", subscribe=[_op("subscribe", args)], instruments=insts))
+            out.append(Connection(path="/v2/ws/public", subscribe=[op("subscribe", args)], instruments=insts))
         return out
 
     def book_checksum(self) -> Checksum:
@@ -202,35 +184,28 @@ class Bitget(Venue):
 
     def resubscribe_book(self, inst: Instrument) -> list[str]:
         arg = [_arg("books", inst.venue_symbol)]
-        return [_op("unsubscribe", arg), _op("subscribe", arg)]
+        return [op("unsubscribe", arg), op("subscribe", arg)]
 
     def parse(self, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
-        if isinstance(raw, str):
-            raw = raw.encode()
-        if raw[:1] != b"{":
-            stripped = raw.strip()
-            if stripped == b"pong":
-                return []
-            if stripped[:1] != b"{":
-                raise decode_error(self.id, ValueError("not JSON"), raw)
-            raw = stripped
-        i = -1 if raw.startswith(b'{"event"') else raw.find(_CHANNEL)
+        b = frame(self.id, raw)
+        if b is None:
+            return []  # pong
+        chan = None if b.startswith(b'{"event"') else channel(b)
         try:
-            if i < 0:
-                return self._other(raw, recv_ns)
-            i += len(_CHANNEL)
-            kind = _KINDS_B.get(raw[i : raw.find(b'"', i)])
+            if chan is None:
+                return self._other(b, recv_ns)
+            kind = _KINDS_B.get(chan)
             if kind is None:
                 return []
-            return self._push(kind, raw, recv_ns)
+            return self._push(kind, b, recv_ns)
         except (msgspec.DecodeError, ValueError, IndexError) as exc:
-            raise decode_error(self.id, exc, raw) from None
+            raise decode_error(self.id, exc, b) from None
 
     def _push(self, kind: str, raw: bytes, recv_ns: int) -> list[MarketEvent]:
         if kind == "book" or kind == "top":
-            return self._books(_books.decode(raw), kind == "top", raw, recv_ns)
+            return self._books(book_push.decode(raw), kind == "top", recv_ns)
         if kind == "bbo":
-            return self._bbo(_books.decode(raw), recv_ns)
+            return self._bbo(_top.decode(raw), recv_ns)
         if _LEGACY in raw:
             return []  # v1 ticker / trade: another shape (see the module docstring)
         if kind == "ticker":
@@ -248,39 +223,19 @@ class Bitget(Venue):
             return []
         return self._push(kind, raw, recv_ns)
 
-    def _books(self, msg: _Push[_Book], always_snapshot: bool, raw: bytes, recv_ns: int) -> list[MarketEvent]:
+    def _books(self, msg: Push[BookData], always_snapshot: bool, recv_ns: int) -> list[MarketEvent]:
         if not msg.data:
             return []
         inst = self.instrument(msg.arg.instId)
         if inst is None:
             return []
-        out: list[MarketEvent] = []
-        text: _Push[BookText] | None = None
         snapshot = always_snapshot or msg.action == "snapshot"
-        for n, d in enumerate(msg.data):
-            raw_levels = None
-            # Checksums: the snapshot's text seeds the checksum book; a delta's text is needed
-            # only when it carries a checksum (0: not provided).
-            if d.checksum or (snapshot and not always_snapshot):
-                text = text or _books_text.decode(raw)
-                t = text.data[n]
-                raw_levels = t.levels()
-            ts = (d.ts or msg.ts) * MS
-            bids, asks = _levels(inst, d.bids), _levels(inst, d.asks)
-            seq = d.seq or 0
-            if snapshot:
-                out.append(BookSnapshot(
-                    venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, bids=bids, asks=asks,
-                    seq=seq, checksum=d.checksum or None, raw_levels=raw_levels, ts_exchange_ns=ts,
-                    recv_ns=recv_ns))
-            else:
-                out.append(BookDelta(
-                    venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, bids=bids, asks=asks,
-                    first_seq=seq, seq=seq, prev_seq=d.pseq or None, checksum=d.checksum or None,
-                    raw_levels=raw_levels, ts_exchange_ns=ts, recv_ns=recv_ns))
-        return out
+        # Checksums: the snapshot's text seeds the checksum book; a delta's text is needed
+        # only when it carries a checksum (0: not provided).
+        return [book_event(self.id, inst, d, snapshot, bool(d.checksum) or (snapshot and not always_snapshot),
+                           d.seq or 0, d.pseq or None, (d.ts or msg.ts) * MS, recv_ns) for d in msg.data]
 
-    def _bbo(self, msg: _Push[_Book], recv_ns: int) -> list[MarketEvent]:
+    def _bbo(self, msg: Push[_Top], recv_ns: int) -> list[MarketEvent]:
         out: list[MarketEvent] = []
         for d in msg.data:
             if not d.bids or not d.asks:
@@ -293,7 +248,7 @@ class Bitget(Venue):
                              inst.px(ap), inst.qty(aq, ap), (d.ts or msg.ts) * MS, recv_ns))
         return out
 
-    def _funding(self, msg: _Push[_Ticker], recv_ns: int) -> list[MarketEvent]:
+    def _funding(self, msg: Push[_Ticker], recv_ns: int) -> list[MarketEvent]:
         out: list[MarketEvent] = []
         for t in msg.data:
             if not t.fundingRate or not t.nextFundingTime:
@@ -310,7 +265,7 @@ class Bitget(Venue):
             ))
         return out
 
-    def _trades(self, msg: _Push[_Trade], recv_ns: int) -> list[MarketEvent]:
+    def _trades(self, msg: Push[_Trade], recv_ns: int) -> list[MarketEvent]:
         if not msg.data or (inst := self.instrument(msg.arg.instId)) is None:
             return []
         return [Trade(
@@ -454,10 +409,6 @@ class Bitget(Venue):
         return _enc.encode({"code": "00000", "msg": "success", "requestTime": ts_ms, "data": [f]})
 
 
-def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
-    return inst.levels(rows)
-
-
 def _places(step: int, place: int) -> float:
     """``step * 10^-place`` (tick from pricePlace/priceEndStep, lot from volumePlace)."""
     return float(Decimal(step).scaleb(-place))
@@ -485,16 +436,12 @@ def _arg(channel: str, sym: str) -> dict[str, str]:
     return {"instType": _PRODUCT, "channel": channel, "instId": sym}
 
 
-def _op(op: str, args: list[dict[str, str]]) -> str:
-    return _enc.encode({"op": op, "args": args}).decode()
-
-
 def _push(action: str, channel: str, sym: str, data: dict[str, Any], ts_ms: int) -> str:
     return _enc.encode({"action": action, "arg": _arg(channel, sym), "data": [data], "ts": ts_ms}).decode()
 
 
 def _row(level: Level) -> list[str]:
-    return [num_text(level[0]), num_text(level[1])]
+    return text_row(level)
 
 
 

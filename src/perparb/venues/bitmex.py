@@ -37,6 +37,7 @@ from msgspec import UNSET, UnsetType
 
 from perparb.instruments.canonical import ALIASES, canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
+from perparb.levels import id_rows
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
 from perparb.venues.base import Connection, SimFullBooks, Venue, decode_error, iso_ns, listing, one_at_a_time
@@ -50,7 +51,7 @@ _HOUR_NS = 3_600_000_000_000
 
 
 # -- wire types -----------------------------------------------------------------------------
-class _L2Row(msgspec.Struct):
+class _L2Row(msgspec.Struct, gc=False):  # numbers and strings only: no cycles to collect
     symbol: str
     id: int
     side: str
@@ -155,6 +156,7 @@ _enc = msgspec.json.Encoder()
 
 _TABLE = b'{"table":"'
 _BOOK_TABLES = (b"orderBookL2", b"orderBookL2_25")
+_MODES = {"delete": 1, "insert": 2, "update": 2}  # id_rows' modes (0: partial)
 _SIM_TOPICS = {"orderBookL2": "book", "orderBookL2_25": "book", "quote": "quote", "instrument": "funding",
                "trade": "trade"}
 
@@ -280,46 +282,26 @@ class Bitmex(Venue):
         if inst is None:
             return None
         ts = iso_ns(rows[0].timestamp) if rows and rows[0].timestamp else 0
-        # Rows are gathered in native units and converted per side in one pass.
-        bids: list[tuple[float, float]] = []
-        asks: list[tuple[float, float]] = []
         if action == "partial":
-            fresh: dict[int, float] = {}
-            self._ids[sym] = fresh
-            for r in rows:
-                p = r.price
-                if p is None:
-                    raise ValueError(f"partial row {r.id} has no price")
-                fresh[r.id] = p
-                _side(bids, asks, r.side).append((p, r.size))
-            bids.sort(reverse=True)
-            asks.sort()
-            return BookSnapshot(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=inst.levels(bids),
-                                asks=inst.levels(asks), ts_exchange_ns=ts, recv_ns=recv_ns)
-        ids = self._ids.get(sym)
-        if ids is None:
-            return None  # before the partial
-        if action == "delete":
-            for r in rows:
-                known = ids.pop(r.id, None)
-                p = known if r.price is None else r.price
-                if p is None:
-                    return self._lost(inst, ts, recv_ns)
-                _side(bids, asks, r.side).append((p, 0.0))
-        elif action == "insert" or action == "update":
-            for r in rows:
-                p = r.price
-                if p is None:
-                    p = ids.get(r.id)
-                    if p is None:
-                        return self._lost(inst, ts, recv_ns)
-                else:
-                    ids[r.id] = p
-                _side(bids, asks, r.side).append((p, r.size))
+            ids: dict[int, float] = {}
+            self._ids[sym] = ids
+            mode = 0
         else:
-            raise ValueError(f"unknown action {action!r}")
-        return BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=inst.levels(bids),
-                         asks=inst.levels(asks), ts_exchange_ns=ts, recv_ns=recv_ns)
+            known = self._ids.get(sym)
+            if known is None:
+                return None  # before the partial
+            ids, mode = known, _MODES.get(action, -1)
+            if mode < 0:
+                raise ValueError(f"unknown action {action!r}")
+        # One compiled pass: the id -> price map kept, rows to normalized levels per side.
+        sides = id_rows(rows, ids, mode, inst.price_scale, inst.contract_size, inst.inverse)
+        if sides is None:
+            return self._lost(inst, ts, recv_ns)
+        if mode == 0:
+            return BookSnapshot(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=sides[0], asks=sides[1],
+                                ts_exchange_ns=ts, recv_ns=recv_ns)
+        return BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=sym, bids=sides[0], asks=sides[1],
+                         ts_exchange_ns=ts, recv_ns=recv_ns)
 
     def _lost(self, inst: Instrument, ts: int, recv_ns: int) -> BookDelta:
         """A level id we never saw: an insert was lost. Forget the book and break its chain."""
@@ -542,15 +524,6 @@ class Bitmex(Venue):
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _side(bids: list[Level], asks: list[Level], side: str) -> list[Level]:
-    """The list a row of ``side`` goes to (native or normalized levels alike)."""
-    if side == "Buy":
-        return bids
-    if side == "Sell":
-        return asks
-    raise ValueError(f"unknown side {side!r}")
-
-
 def _currency(code: str) -> str:
     """BitMEX writes settlement currencies in their smallest unit: ``XBt`` (satoshi) is BTC,
     ``USDt`` (micro-USDT) is USDT."""

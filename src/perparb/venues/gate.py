@@ -31,6 +31,7 @@ import msgspec
 
 from perparb.instruments.canonical import canonical_symbol, split_multiple
 from perparb.instruments.registry import Registry
+from perparb.levels import obj_levels
 from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
 from perparb.venues.base import MS, Connection, Venue, asked_symbol, decode_error, num_text
@@ -44,7 +45,7 @@ _BOOK_LIMIT = 100  # REST snapshot depth = the level subscribed on order_book_up
 _PER_MSG = 50
 
 
-class _Level(msgspec.Struct):
+class _Level(msgspec.Struct, gc=False):  # two numbers: no cycles to collect
     p: float
     s: float
 
@@ -159,6 +160,7 @@ _CHANNEL, _EVENT = b'"channel":"', b'"event":"'
 _KINDS = {b"futures.order_book_update": "book", b"futures.book_ticker": "quote", b"futures.tickers": "funding",
           b"futures.trades": "trade", b"futures.order_book": "legacy"}
 _DATA_EVENTS = (b"update", b"all")
+_THEN_UPDATE = b'","event":"update"'
 # What the simulator serves for each channel.
 _SIM_TOPICS = {"futures.book_ticker": "quote", "futures.order_book_update": "book", "futures.tickers": "funding",
                "futures.trades": "trade"}
@@ -170,6 +172,19 @@ def _probe(raw: bytes, key: bytes) -> bytes | None:
         return None
     i += len(key)
     return raw[i : raw.find(b'"', i)]
+
+
+def _channel_event(raw: bytes) -> tuple[bytes | None, bytes | None]:
+    """Channel and event of a compact push; the event is looked for right after the channel
+    first, where Gate writes it."""
+    i = raw.find(_CHANNEL)
+    if i < 0:
+        return None, _probe(raw, _EVENT)
+    i += len(_CHANNEL)
+    j = raw.find(b'"', i)
+    if raw.startswith(_THEN_UPDATE, j):
+        return raw[i:j], b"update"
+    return raw[i:j], _probe(raw, _EVENT)
 
 
 class Gate(Venue):
@@ -211,7 +226,7 @@ class Gate(Venue):
     def parse(self, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
         if isinstance(raw, str):
             raw = raw.encode()
-        chan, event = _probe(raw, _CHANNEL), _probe(raw, _EVENT)
+        chan, event = _channel_event(raw)
         try:
             if chan is None or event is None or event not in _DATA_EVENTS:
                 # Acks, pongs, errors, or JSON that is not compact; decoding it also makes garbage raise.
@@ -239,7 +254,7 @@ class Gate(Venue):
 
     def _book(self, m: _Push[_BookUpdate], recv_ns: int) -> list[MarketEvent]:
         r = m.result
-        inst = self.instrument(r.s)
+        inst = self.table.get(r.s) or self.instrument(r.s)
         if inst is None:
             return []
         return [BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=r.s, bids=_levels(inst, r.b),
@@ -461,7 +476,7 @@ def _contract(i: Instrument, now: int) -> dict[str, object]:
 
 
 def _levels(inst: Instrument, rows: list[_Level]) -> list[Level]:
-    return inst.levels([(r.p, r.s) for r in rows])
+    return obj_levels(rows, inst.price_scale, inst.contract_size, inst.inverse)
 
 
 def _sub(channel: str, payload: list[str], now: int) -> str:

@@ -15,41 +15,26 @@ fundingTime`` (OKX shortens it for volatile contracts); 2022 messages lack nextF
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
 
 from perparb.feeds.booksync import Checksum, crc32_interleaved
 from perparb.instruments.canonical import canonical_symbol, split_multiple
-from perparb.model import BookDelta, BookSnapshot, Funding, Instrument, Level, MarketEvent, Quote, Trade
+from perparb.model import Funding, Instrument, Level, MarketEvent, Quote, Trade
 from perparb.venues import register
-from perparb.venues.base import MS, BookText, Connection, Venue, asked_symbol, decode_error, listing, num_text
+from perparb.venues.base import MS, Connection, Venue, asked_symbol, decode_error, listing, num_text
+from perparb.venues.okx_family import BookData, Push, book_event, book_push, channel, frame, op, text_row
 
-T = TypeVar("T")
 HOUR_MS = 3_600_000
 
 
-class _Arg(msgspec.Struct):
-    channel: str = ""
-    instId: str = ""
-
-
-class _Push(msgspec.Struct, Generic[T]):
-    arg: _Arg = msgspec.field(default_factory=_Arg)
-    data: list[T] = []
-    action: str = ""
-
-
-class _Book(msgspec.Struct):
-    # Levels are ["px", "sz", "0", "numOrders"]; only the first two matter.
+class _Top(msgspec.Struct):
+    # bbo-tbt: one level a side, ["px", "sz", "0", "numOrders"].
     asks: list[list[float]] = []
     bids: list[list[float]] = []
     ts: int = 0
     instId: str = ""
-    seqId: int | None = None
-    prevSeqId: int | None = None
-    checksum: int | None = None
 
 
 class _Ticker(msgspec.Struct):
@@ -100,12 +85,10 @@ def _dec(t: type) -> msgspec.json.Decoder:
     return msgspec.json.Decoder(t, strict=False)
 
 
-_books, _tickers = _dec(_Push[_Book]), _dec(_Push[_Ticker])
-_books_text = msgspec.json.Decoder(_Push[BookText])
-_funding, _trades = _dec(_Push[_FundingRate]), _dec(_Push[_Trade])
+_top, _tickers = _dec(Push[_Top]), _dec(Push[_Ticker])
+_funding, _trades = _dec(Push[_FundingRate]), _dec(Push[_Trade])
 _enc = msgspec.json.Encoder()
 
-_CHANNEL = b'"channel":"'
 # Channel name → how its data is read; everything else (mark-price, open-interest,
 # index-tickers...) carries nothing we normalize.
 _KINDS = {
@@ -134,7 +117,7 @@ class Okx(Venue):
     def connections(self, instruments: list[Instrument], books: bool = True) -> list[Connection]:
         channels = ("bbo-tbt", "books", "funding-rate") if books else ("bbo-tbt", "funding-rate")
         args = [{"channel": c, "instId": i.venue_symbol} for i in instruments for c in channels]
-        msgs = [_op("subscribe", args[k : k + _MAX_ARGS]) for k in range(0, len(args), _MAX_ARGS)]
+        msgs = [op("subscribe", args[k : k + _MAX_ARGS]) for k in range(0, len(args), _MAX_ARGS)]
         return [Connection(path="/ws/v5/public", subscribe=msgs, instruments=instruments)]
 
     def book_checksum(self) -> Checksum:
@@ -142,68 +125,42 @@ class Okx(Venue):
 
     def resubscribe_book(self, inst: Instrument) -> list[str]:
         arg = [{"channel": "books", "instId": inst.venue_symbol}]
-        return [_op("unsubscribe", arg), _op("subscribe", arg)]
+        return [op("unsubscribe", arg), op("subscribe", arg)]
 
     def parse(self, raw: str | bytes, recv_ns: int) -> list[MarketEvent]:
-        if isinstance(raw, str):
-            raw = raw.encode()
-        if raw[:1] != b"{":
-            stripped = raw.strip()
-            if stripped == b"pong":
-                return []
-            if stripped[:1] != b"{":
-                raise decode_error(self.id, ValueError("not JSON"), raw)
-            raw = stripped
-        if raw.startswith(b'{"event"'):
-            return []  # subscribe acks, errors, service notices
-        i = raw.find(_CHANNEL)
-        if i < 0:
-            return []
-        i += len(_CHANNEL)
-        kind = _KINDS.get(raw[i : raw.find(b'"', i)])
+        b = frame(self.id, raw)
+        if b is None or b.startswith(b'{"event"'):
+            return []  # pong; subscribe acks, errors, service notices
+        kind = _KINDS.get(channel(b) or b"")
         if kind is None:
             return []
         try:
             if kind == "book" or kind == "book5":
-                return self._books(_books.decode(raw), kind == "book5", recv_ns, raw)
+                return self._books(book_push.decode(b), kind == "book5", recv_ns)
             if kind == "bbo":
-                return self._bbo(_books.decode(raw), recv_ns)
+                return self._bbo(_top.decode(b), recv_ns)
             if kind == "ticker":
-                return self._tickers(_tickers.decode(raw), recv_ns)
+                return self._tickers(_tickers.decode(b), recv_ns)
             if kind == "funding":
-                return self._funding(_funding.decode(raw), recv_ns)
-            return self._trades(_trades.decode(raw), recv_ns)
+                return self._funding(_funding.decode(b), recv_ns)
+            return self._trades(_trades.decode(b), recv_ns)
         except (msgspec.DecodeError, ValueError, IndexError) as exc:
-            raise decode_error(self.id, exc, raw) from None
+            raise decode_error(self.id, exc, b) from None
 
-    def _books(self, msg: _Push[_Book], always_snapshot: bool, recv_ns: int, raw: bytes) -> list[MarketEvent]:
+    def _books(self, msg: Push[BookData], always_snapshot: bool, recv_ns: int) -> list[MarketEvent]:
         out: list[MarketEvent] = []
-        text: _Push[BookText] | None = None
         snapshot = always_snapshot or msg.action == "snapshot"
-        for n, d in enumerate(msg.data):
+        for d in msg.data:
             sym = d.instId or msg.arg.instId
             inst = self.table.get(sym) or self.instrument(sym)
             if inst is None:
                 continue
-            raw_levels = None
-            if d.checksum:  # 0 means "not provided"; only then is the exact text needed
-                text = text or _books_text.decode(raw)
-                raw_levels = text.data[n].levels()
-            bids, asks = _levels(inst, d.bids), _levels(inst, d.asks)
-            seq = d.seqId or 0
-            if snapshot:
-                out.append(BookSnapshot(
-                    venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, bids=bids, asks=asks,
-                    seq=seq, checksum=d.checksum or None, raw_levels=raw_levels, ts_exchange_ns=d.ts * MS,
-                    recv_ns=recv_ns))
-            else:
-                out.append(BookDelta(
-                    venue=self.id, symbol=inst.symbol, venue_symbol=inst.venue_symbol, bids=bids, asks=asks,
-                    first_seq=seq, seq=seq, prev_seq=d.prevSeqId, checksum=d.checksum or None,
-                    raw_levels=raw_levels, ts_exchange_ns=d.ts * MS, recv_ns=recv_ns))
+            # checksum 0 means "not provided"; only then does the book need the exact text
+            out.append(book_event(self.id, inst, d, snapshot, bool(d.checksum), d.seqId or 0, d.prevSeqId,
+                                  d.ts * MS, recv_ns))
         return out
 
-    def _bbo(self, msg: _Push[_Book], recv_ns: int) -> list[MarketEvent]:
+    def _bbo(self, msg: Push[_Top], recv_ns: int) -> list[MarketEvent]:
         out: list[MarketEvent] = []
         for d in msg.data:
             if not d.bids or not d.asks:
@@ -219,7 +176,7 @@ class Okx(Venue):
             ))
         return out
 
-    def _tickers(self, msg: _Push[_Ticker], recv_ns: int) -> list[MarketEvent]:
+    def _tickers(self, msg: Push[_Ticker], recv_ns: int) -> list[MarketEvent]:
         out: list[MarketEvent] = []
         for t in msg.data:
             if not (t.bidPx and t.bidSz and t.askPx and t.askSz):
@@ -236,7 +193,7 @@ class Okx(Venue):
             ))
         return out
 
-    def _funding(self, msg: _Push[_FundingRate], recv_ns: int) -> list[MarketEvent]:
+    def _funding(self, msg: Push[_FundingRate], recv_ns: int) -> list[MarketEvent]:
         out: list[MarketEvent] = []
         for f in msg.data:
             if not f.fundingRate:
@@ -255,7 +212,7 @@ class Okx(Venue):
             ))
         return out
 
-    def _trades(self, msg: _Push[_Trade], recv_ns: int) -> list[MarketEvent]:
+    def _trades(self, msg: Push[_Trade], recv_ns: int) -> list[MarketEvent]:
         out: list[MarketEvent] = []
         for t in msg.data:
             inst = self.instrument(t.instId or msg.arg.instId)
@@ -363,16 +320,8 @@ class Okx(Venue):
         return {self.metadata_paths[0]: _enc.encode({"code": "0", "msg": "", "data": data})}
 
 
-def _levels(inst: Instrument, rows: list[list[float]]) -> list[Level]:
-    return inst.levels(rows)
-
-
-def _op(op: str, args: list[dict[str, str]]) -> str:
-    return _enc.encode({"op": op, "args": args}).decode()
-
-
 def _row(level: Level) -> list[str]:
-    return [num_text(level[0]), num_text(level[1]), "0", "1"]
+    return text_row(level, "0", "1")
 
 
 
