@@ -383,6 +383,26 @@ class TardisFile:
         group: _Group | None = None
         width = len(COMMON) + 4
         for n, row in rows:
+            g = group
+            # The common case first: one more level of the message being collected (same
+            # exchange, symbol, receive time and kind, compared as text).
+            if g is not None and len(row) == width and row[3] == g.lts and row[1] == g.tsym and row[4] == g.snap_s \
+                    and row[0] == g.exchange:
+                side = row[5]
+                try:
+                    level = (float(row[6]), float(row[7]))
+                except ValueError as exc:
+                    yield from self._broken(n, f"not a number: {exc}", row, group)
+                    group = None
+                    continue
+                if side == "bid":
+                    g.bids.append(level)
+                elif side == "ask":
+                    g.asks.append(level)
+                else:
+                    yield from self._broken(n, f"side {side!r} is neither bid nor ask", row, group)
+                    group = None
+                continue
             try:
                 head = self._head(n, row, width)
                 if head is None:
@@ -394,8 +414,7 @@ class TardisFile:
                 side = row[5]
                 if side not in ("bid", "ask"):
                     raise BadRow(f"side {side!r} is neither bid nor ask")
-                px = float(row[6])
-                level = (inst.px(px), inst.qty(float(row[7]), px))
+                level = (float(row[6]), float(row[7]))
             except BadRow as exc:
                 yield from self._broken(n, str(exc), row, group)
                 group = None
@@ -404,28 +423,28 @@ class TardisFile:
                 yield from self._broken(n, f"not a number: {exc}", row, group)
                 group = None
                 continue
-            is_snap = snap == "true"
-            sym = inst.venue_symbol
-            if group is not None and (group.sym != sym or group.recv != recv or group.snap != is_snap):
+            if group is not None:
                 yield from self._flush(group)
                 group = None
-            if group is None:
-                if not is_snap and sym not in self._synced:
-                    self.report.skipped["incremental_book_L2 rows before the symbol's first snapshot"] += 1
-                    continue
-                group = _Group(n, venue, inst, sym, ts, recv, is_snap)
+            is_snap = snap == "true"
+            if not is_snap and inst.venue_symbol not in self._synced:
+                self.report.skipped["incremental_book_L2 rows before the symbol's first snapshot"] += 1
+                continue
+            group = _Group(n, row, venue, inst, ts, recv, is_snap)
             (group.bids if side == "bid" else group.asks).append(level)
         if group is not None:
             yield from self._flush(group)
 
     def _flush(self, g: _Group) -> Iterator[Batch]:
         inst = g.inst
+        # native (price, amount) rows to per-unit prices and base quantities, as adapters do
+        bids, asks = inst.levels(g.bids), inst.levels(g.asks)
         ev: BookSnapshot | BookDelta
         if g.snap:
-            ev = BookSnapshot(venue=g.venue, symbol=inst.symbol, venue_symbol=g.sym, bids=g.bids, asks=g.asks,
+            ev = BookSnapshot(venue=g.venue, symbol=inst.symbol, venue_symbol=g.sym, bids=bids, asks=asks,
                               ts_exchange_ns=g.ts, recv_ns=g.recv)
         else:
-            ev = BookDelta(venue=g.venue, symbol=inst.symbol, venue_symbol=g.sym, bids=g.bids, asks=g.asks,
+            ev = BookDelta(venue=g.venue, symbol=inst.symbol, venue_symbol=g.sym, bids=bids, asks=asks,
                            ts_exchange_ns=g.ts, recv_ns=g.recv)
         if self._checked(g.line, ev):
             if g.snap:
@@ -459,14 +478,18 @@ class TardisFile:
 
 
 class _Group:
-    """Rows of one incremental message being collected."""
+    """Rows of one incremental message being collected, levels in native units."""
 
-    __slots__ = ("asks", "bids", "inst", "line", "recv", "snap", "sym", "ts", "venue")
+    __slots__ = ("asks", "bids", "exchange", "inst", "line", "lts", "recv", "snap", "snap_s", "sym", "ts", "tsym",
+                 "venue")
 
-    def __init__(self, line: int, venue: str, inst: Instrument, sym: str, ts: int, recv: int, snap: bool) -> None:
-        self.line, self.venue, self.inst, self.sym, self.ts, self.recv, self.snap = line, venue, inst, sym, ts, recv, snap
-        self.bids: list[Level] = []
-        self.asks: list[Level] = []
+    def __init__(self, line: int, row: list[str], venue: str, inst: Instrument, ts: int, recv: int,
+                 snap: bool) -> None:
+        self.line, self.venue, self.inst, self.ts, self.recv, self.snap = line, venue, inst, ts, recv, snap
+        self.exchange, self.tsym, self.lts, self.snap_s = row[0], row[1], row[3], row[4]
+        self.sym = inst.venue_symbol
+        self.bids: list[tuple[float, float]] = []
+        self.asks: list[tuple[float, float]] = []
 
 
 class _FileError(Exception):
