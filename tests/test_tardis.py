@@ -345,3 +345,35 @@ def test_a_gzip_file_cut_short_is_read_up_to_the_cut(tmp_path: Path) -> None:
     assert summary["tardis_messages"] == summary["tardis_rows"]  # one trade per row
     (problem,) = report.problems
     assert problem.startswith(f"{path}:") and "read as the end of the file" in problem
+
+
+def test_export_writes_tardis_trades_in_base_units_through_the_bundled_registry(tmp_path: Path) -> None:
+    """Native units as each venue writes them: OKX contracts of 0.01 BTC, BitMEX XBTUSD
+    contracts of 1 USD (inverse), Binance's 1000PEPE."""
+    from typer.testing import CliRunner
+
+    from perparb.cli import app
+    from perparb.store.query import connect
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write(src / "okex-swap_trades_2024-03-01_BTC-USDT-SWAP.csv.gz", TRADES,
+          [f"okex-swap,BTC-USDT-SWAP,{T0},{T0 + 1},11,sell,60000.5,3"])
+    write(src / "bitmex_trades_2024-03-01_XBTUSD.csv.gz", TRADES,
+          [f"bitmex,XBTUSD,{T0 + 2},{T0 + 3},d2028,buy,60000,6000"])
+    write(src / "binance-futures_trades_2024-03-01_1000PEPEUSDT.csv.gz", TRADES,
+          [f"binance-futures,1000PEPEUSDT,{T0 + 4},{T0 + 5},77,buy,0.012,5000"])
+    out = tmp_path / "pq"
+    result = CliRunner().invoke(app, ["export", str(src), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["tardis_rows"] == 3 and summary["bad_lines"] == 0 and summary["tardis_unknown_symbols"] == {}
+    rows = connect(out).execute("SELECT venue, asset, symbol, px, qty, side, trade_id, ts_ns, exchange_ts_ns "
+                                "FROM trades ORDER BY ts_ns").fetchall()
+    assert rows == [
+        ("okx", "BTC", "BTC/USDT:USDT", 60_000.5, pytest.approx(3 * 0.01), "sell", "11", (T0 + 1) * 1000, T0 * 1000),
+        ("bitmex", "BTC", "BTC/USD:BTC", 60_000.0, pytest.approx(6000 / 60_000), "buy", "d2028", (T0 + 3) * 1000,
+         (T0 + 2) * 1000),
+        ("binance", "PEPE", "PEPE/USDT:USDT", pytest.approx(0.012 / 1000), pytest.approx(5000 * 1000), "buy", "77",
+         (T0 + 5) * 1000, (T0 + 4) * 1000),
+    ]

@@ -423,6 +423,8 @@ def export(
     for problem in report.problems:
         err.print(problem, highlight=False, markup=False, soft_wrap=True)
     result = {"records": summary["records"], "rows": sink.rows, "files": sink.files, "out": str(out)}
+    if "tardis_rows" in summary:  # Tardis.dev inputs: rows read, and what was left out of them
+        result.update({k: summary[k] for k in ("tardis_rows", "tardis_unknown_symbols", "bad_lines")})
     typer.echo(json.dumps(result, sort_keys=True) if as_json else " ".join(f"{k}: {v}" for k, v in result.items()))
     if report.unreadable or sink.errors:
         raise typer.Exit(1)
