@@ -170,6 +170,32 @@ def test_ambiguous_mapping_is_never_paired() -> None:
     assert not sc.lifecycle.active and sc.rejections["ambiguous"] == 1
 
 
+def test_a_mark_lifted_during_an_evaluation_counts_for_the_pairs_after_it() -> None:
+    """The gates of a leg run once per evaluation, but a gap wide enough to re-check the
+    mapping can mark or clear legs part way through: pairs after it see the new marks."""
+    sc = Scanner(ScanSettings(min_edge_bps=-1e6))
+    status = connected("aaa", "bbb", "ccc", "ddd")
+    a, b, c, d = inst("aaa"), inst("bbb"), inst("ccc"), inst("ddd")
+    books = {i.venue: book(i, bids, asks) for i, bids, asks in (
+        (a, [(100.0, 1.0)], [(100.2, 1.0)]), (b, [(100.0, 1.0)], [(100.2, 1.0)]),
+        (c, [(100.0, 1.0)], [(100.2, 1.0)]), (d, [(99.9, 1.0)], [(100.1, 1.0)]))}
+    for i in (a, b, c, d):
+        sc.on_book(i, books[i.venue], NOW, status)
+    assert not sc.rejections and not sc.ambiguous  # nothing crosses
+    # aaa jumps tenfold: its bid is far above every ask, so the mapping is checked and aaa marked.
+    sc.on_book(a, book(a, [(999.0, 1.0)], [(1001.0, 1.0)]), NOW, status)
+    assert set(sc.ambiguous) == {("aaa", "BTCUSDT")} and sc.rejections["ambiguous"] == 3
+    # ccc's book falls tenfold without an evaluation yet; then aaa comes back to the others' price.
+    books["ccc"].on_snapshot(BookSnapshot(venue="ccc", symbol=c.symbol, venue_symbol=c.venue_symbol,
+                                          bids=[(10.0, 1.0)], asks=[(10.1, 1.0)], ts_exchange_ns=NOW, recv_ns=NOW))
+    sc.on_book(a, book(a, [(100.5, 1.0)], [(100.6, 1.0)]), NOW, status)
+    # Legs in order bbb, ccc, ddd: bbb→aaa still sees aaa marked; ccc→aaa is wide, so the check
+    # runs again (mids 100.55, 100.1, 10.05, 100.0: median 100.05): aaa is cleared, ccc marked;
+    # ddd→aaa sees aaa cleared and is reported.
+    assert set(sc.ambiguous) == {("ccc", "BTCUSDT")} and sc.rejections["ambiguous"] == 5
+    assert list(sc.lifecycle.active) == ["spread:BTC:ddd:aaa"]
+
+
 @pytest.mark.parametrize(("status", "reason"), [("inactive", "inactive"), ("derived", "unverified")])
 def test_inactive_or_unverified_contract_is_suppressed(status: str, reason: str) -> None:
     sc, events = scanner_with_books(min_edge_bps=10.0, b_kw={"status": status})

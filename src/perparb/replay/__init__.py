@@ -181,8 +181,12 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
         else:
             engine.on_rest(v, rec.path or "", rec.raw, rec.recv_ns)
         engine.requests[v].clear()  # what a live transport would fetch is already recorded
+    by_channel: Counter[str] = Counter()
+    for (_, channel), n in engine.event_counts.items():
+        by_channel[channel] += n
     out = {
         "records": records, "skipped": skipped, "venues": sorted(engine.adapters),
+        "events": sum(by_channel.values()), "events_by_channel": dict(sorted(by_channel.items())),
         "opportunities": engine.scanner.opened, "events_written": writer.events if writer else 0,
         "decode_errors": sum(s.decode_errors for s in engine.status.values()),
         "decode_errors_by_reason": dict(sorted(sum((Counter(s.errors_by_reason) for s in engine.status.values()),

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from perparb.feeds.booksync import SyncedBook
 from perparb.model import Funding, Instrument, Level, Opportunity, Quote, VenueStatus
 from perparb.scanner.funding import evaluate_carry
-from perparb.scanner.legs import ILLIQUID, STALE, Leg
+from perparb.scanner.legs import ILLIQUID, STALE, DepthCache, Leg
 from perparb.scanner.lifecycle import Lifecycle, Listener
 from perparb.scanner.spread import evaluate_pair
 
 log = logging.getLogger("perparb.scanner")
 
 Top = tuple[Level | None, Level | None]
+Gates = dict[Leg, str | None]
+_UNSET = "?"  # a leg's gates not run yet in this evaluation
 
 
 @dataclass
@@ -68,7 +70,8 @@ class Scanner:
         self._price_flagged: set[tuple[str, str]] = set()
         self._max_age = {v: int(ms * 1e6) for v, ms in self.settings.venue_max_age_ms.items()}
         self._quote_group = {q: g[0] for g in self.settings.quote_groups for q in g}
-        self._why: dict[str, str] = {}  # why a pair was last not reported (for close reasons)
+        # (kind, asset, buy venue, sell venue) -> why that pair was not reported (for close reasons)
+        self._why: dict[tuple[str, str, str, str], str] = {}
         # Assets whose prices / funding changed since a reader (the WebSocket hub) last looked.
         self.dirty: set[str] = set()
         self.dirty_funding: set[str] = set()
@@ -104,8 +107,7 @@ class Scanner:
         return self._max_age.get(venue, self._default_age)
 
     def comparable(self, a: Leg, b: Leg) -> bool:
-        qa, qb = a.inst.quote, b.inst.quote
-        return qa == qb or self._quote_group.get(qa, qa) == self._quote_group.get(qb, qb)
+        return a.group == b.group
 
     def fee(self, inst: Instrument) -> float:
         return self.settings.taker_fees.get(inst.venue, inst.taker_fee)
@@ -121,9 +123,11 @@ class Scanner:
         leg = legs.get(key)
         if leg is None:
             leg = legs[key] = Leg(inst)
+            leg.group = self._quote_group.get(inst.quote, inst.quote)
             self._new_legs.add(inst.asset)
         elif leg.inst is not inst:
             leg.inst = inst  # metadata refreshed
+            leg.group = self._quote_group.get(inst.quote, inst.quote)
         return leg
 
     def on_quote(self, inst: Instrument, q: Quote, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
@@ -160,6 +164,17 @@ class Scanner:
     def _problem(self, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus], top: Top | None = None) -> str | None:
         return leg.problem(now_ns, self._max_age.get(leg.venue, self._default_age), status,
                            leg.key in self.ambiguous, top)
+
+    def _gates(self, gates: Gates, leg: Leg, now_ns: int, status: Mapping[str, VenueStatus],
+               top: Top | None = None) -> str | None:
+        """``_problem``, run once per leg and evaluation (kept in ``gates``): a leg is part of
+        up to one pair per other venue, and nothing its gates read changes during one
+        evaluation."""
+        reason = gates.get(leg, _UNSET)
+        if reason is _UNSET:
+            reason = gates[leg] = leg.problem(now_ns, self._max_age.get(leg.venue, self._default_age), status,
+                                              leg.key in self.ambiguous, top)
+        return reason
 
     def check_ambiguity(self, asset: str) -> None:
         """Mark legs whose mid is far from the median of the other venues' mids."""
@@ -199,51 +214,69 @@ class Scanner:
         found: dict[str, Opportunity] = {}
         mine = leg.top()
         my_bid, my_ask = mine
+        venue, group = leg.venue, leg.group
+        gates: Gates = {}
+        depth = DepthCache()
         for other in legs.values():
-            if other.venue == leg.venue or not self.comparable(leg, other):
+            if other.venue == venue or other.group != group:
                 continue
             # Only a visible price gap makes a candidate; most pairs stop at this comparison.
-            theirs = other.top()
+            book = other.book
+            if book is not None:  # Leg.top() without the call: this loop runs for every venue of the asset
+                theirs = book.book.bids.best_level, book.book.asks.best_level
+            else:
+                theirs = other.top()
             bid, ask = theirs
             if my_ask is not None and bid is not None and bid[0] > my_ask[0]:
-                opp = self._pair(asset, leg, other, mine, theirs, now_ns, status)
+                opp = self._pair(asset, leg, other, mine, theirs, now_ns, status, gates, depth)
                 if opp is not None:
                     _keep_best(found, opp)
             if my_bid is not None and ask is not None and my_bid[0] > ask[0]:
-                opp = self._pair(asset, other, leg, theirs, mine, now_ns, status)
+                opp = self._pair(asset, other, leg, theirs, mine, now_ns, status, gates, depth)
                 if opp is not None:
                     _keep_best(found, opp)
-        self._settle(asset, "spread", found, now_ns, leg.venue)
+        self._settle(asset, "spread", found, now_ns, venue)
 
     def _pair(self, asset: str, a: Leg, b: Leg, a_top: Top, b_top: Top, now_ns: int,
-              status: Mapping[str, VenueStatus]) -> Opportunity | None:
+              status: Mapping[str, VenueStatus], gates: Gates, depth: DepthCache) -> Opportunity | None:
         """Buy on ``a``, sell on ``b``; the caller saw b's bid above a's ask."""
         ask, bid = a_top[1], b_top[0]
         if ask is not None and bid is not None and bid[0] > ask[0] * self.settings.ambiguity_ratio:
             self.check_ambiguity(asset)  # a gap this wide is a mapping problem until shown otherwise
-        reason = self._problem(a, now_ns, status, a_top) or self._problem(b, now_ns, status, b_top)
+            gates.clear()  # it may have marked a leg
+        reason = gates.get(a, _UNSET)
+        if reason is _UNSET:
+            reason = self._gates(gates, a, now_ns, status, a_top)
+        if reason is None:
+            reason = gates.get(b, _UNSET)
+            if reason is _UNSET:
+                reason = self._gates(gates, b, now_ns, status, b_top)
         if reason is None:
             s = self.settings
-            opp, reason = evaluate_pair(asset, a, b, a_top, b_top, self.fee(a.inst), self.fee(b.inst),
-                                        s.min_edge_bps, s.max_notional, now_ns)
+            fees = s.taker_fees  # self.fee() inline: this runs for every candidate pair
+            opp, reason = evaluate_pair(asset, a, b, a_top, b_top, fees.get(a.venue, a.inst.taker_fee),
+                                        fees.get(b.venue, b.inst.taker_fee), s.min_edge_bps, s.max_notional, now_ns,
+                                        depth)
             if opp is not None:
                 return opp
         reason = reason or "unknown"
         self.rejections[reason] += 1
-        self._why[f"spread:{asset}:{a.venue}:{b.venue}"] = reason
+        self._why["spread", asset, a.venue, b.venue] = reason
         return None
 
     def evaluate_asset(self, asset: str, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         found: dict[str, Opportunity] = {}
         legs = list(self.legs.get(asset, {}).values())
         tops = [leg.top() for leg in legs]
+        gates: Gates = {}
+        depth = DepthCache()
         for a, a_top in zip(legs, tops, strict=True):
             for b, b_top in zip(legs, tops, strict=True):
-                if a.venue == b.venue or not self.comparable(a, b):
+                if a.venue == b.venue or a.group != b.group:
                     continue
                 ask, bid = a_top[1], b_top[0]
                 if ask is not None and bid is not None and bid[0] > ask[0]:
-                    opp = self._pair(asset, a, b, a_top, b_top, now_ns, status)
+                    opp = self._pair(asset, a, b, a_top, b_top, now_ns, status, gates, depth)
                     if opp is not None:
                         _keep_best(found, opp)
         self._settle(asset, "spread", found, now_ns)
@@ -253,9 +286,11 @@ class Scanner:
         legs = [leg for leg in self.legs.get(asset, {}).values() if leg.funding is not None]
         found: dict[str, Opportunity] = {}
         max_funding_age = int(s.funding_max_age_ms * 1e6)
+        gates: Gates = {}
+        depth = DepthCache()
         for long in legs:
             for short in legs:
-                if long.venue == short.venue or not self.comparable(long, short):
+                if long.venue == short.venue or long.group != short.group:
                     continue
                 fl, fs = long.funding, short.funding
                 assert fl is not None and fs is not None
@@ -264,19 +299,20 @@ class Scanner:
                     continue
                 if fs.rate / fs.interval_h <= fl.rate / fl.interval_h:
                     continue  # no differential in this direction: not a candidate
-                reason = self._problem(long, now_ns, status) or self._problem(short, now_ns, status)
+                reason = self._gates(gates, long, now_ns, status) or self._gates(gates, short, now_ns, status)
                 if reason is None and (now_ns - fl.recv_ns > max_funding_age or now_ns - fs.recv_ns > max_funding_age):
                     reason = STALE
                 if reason is None and not (self._liquid(fl) and self._liquid(fs)):
                     reason = ILLIQUID
                 if reason is None:
                     opp, reason = evaluate_carry(asset, long, short, self.fee(long.inst), self.fee(short.inst),
-                                                 s.funding_notional, s.funding_horizon_h, s.funding_min_apr, now_ns)
+                                                 s.funding_notional, s.funding_horizon_h, s.funding_min_apr, now_ns,
+                                                 depth)
                     if opp is not None:
                         _keep_best(found, opp)
                         continue
                 self.rejections[f"funding_{reason}"] += 1
-                self._why[f"funding:{asset}:{long.venue}:{short.venue}"] = reason or "unknown"
+                self._why["funding", asset, long.venue, short.venue] = reason or "unknown"
         self._settle(asset, "funding", found, now_ns)
 
     def _liquid(self, f: Funding) -> bool:
@@ -299,7 +335,7 @@ class Scanner:
             for oid in sorted(o for o in ids if o not in found):  # sorted: a set's order varies by process
                 o = active[oid]
                 if o.kind == kind and (venue is None or o.buy_venue == venue or o.sell_venue == venue):
-                    lc.close(oid, now_ns, self._why.get(oid, "no_gap"))
+                    lc.close(oid, now_ns, self._why.get((kind, asset, o.buy_venue, o.sell_venue), "no_gap"))
         self._why.clear()
         for opp in found.values():
             lc.upsert(opp)

@@ -13,8 +13,8 @@ exit taker fees on both legs and the cost of crossing each book at the chosen si
 from __future__ import annotations
 
 from perparb.model import Funding, Opportunity
-from perparb.scanner.legs import BELOW_MIN_SIZE, BELOW_THRESHOLD, Leg
-from perparb.scanner.spread import DEPTH, vwap_cost, worst_px
+from perparb.scanner.legs import BELOW_MIN_SIZE, BELOW_THRESHOLD, DepthCache, Leg
+from perparb.scanner.spread import vwap_cost, worst_px
 
 HOUR_NS = 3_600_000_000_000
 HOURS_PER_YEAR = 24 * 365
@@ -71,7 +71,8 @@ def hourly(f: Funding) -> float:
 
 
 def evaluate_carry(asset: str, long: Leg, short: Leg, fee_l: float, fee_s: float, notional: float,
-                   horizon_h: float, min_apr: float, now_ns: int) -> tuple[Opportunity | None, str | None]:
+                   horizon_h: float, min_apr: float, now_ns: int,
+                   depth: DepthCache | None = None) -> tuple[Opportunity | None, str | None]:
     fl, fs = long.funding, short.funding
     assert fl is not None and fs is not None
     apr = (hourly(fs) - hourly(fl)) * HOURS_PER_YEAR
@@ -82,13 +83,15 @@ def evaluate_carry(asset: str, long: Leg, short: Leg, fee_l: float, fee_s: float
         predicted_apr = (ps / fs.interval_h - pl / fl.interval_h) * HOURS_PER_YEAR
     if apr < min_apr:
         return None, BELOW_THRESHOLD
-    asks, bids = long.asks(DEPTH), short.bids(DEPTH)
+    if depth is None:
+        depth = DepthCache()
+    asks, bids = depth.asks(long), depth.bids(short)
     la, lb, sa, sb = long.best_ask(), long.best_bid(), short.best_ask(), short.best_bid()
     if not asks or not bids or la is None or lb is None or sa is None or sb is None:
         return None, BELOW_MIN_SIZE
     mid_l, mid_s = (la[0] + lb[0]) / 2, (sa[0] + sb[0]) / 2
     size = notional / mid_l
-    if sum(q for _, q in asks) < size or sum(q for _, q in bids) < size:
+    if depth.ask_size(long) < size or depth.bid_size(short) < size:
         return None, BELOW_MIN_SIZE  # the books cannot fill the chosen size
     cost, proceeds = vwap_cost(asks, size), vwap_cost(bids, size)
     crossing = (cost - size * mid_l) + (size * mid_s - proceeds)

@@ -17,17 +17,19 @@ from perparb.model import Funding, Instrument, Level, Quote, VenueStatus
 # (or a quote) with an empty side (/api/books: ``best_bid`` or ``best_ask`` null).
 STALE, DISCONNECTED, UNSYNCED, ONE_SIDED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED = (
     "stale", "disconnected", "unsynced", "one_sided", "crossed", "ambiguous", "inactive", "unverified")
+DEPTH = 50  # levels walked per side
 BELOW_THRESHOLD, BELOW_MIN_SIZE, ILLIQUID = "below_threshold", "below_min_size", "illiquid"
 REASONS = (STALE, DISCONNECTED, UNSYNCED, ONE_SIDED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED, BELOW_THRESHOLD,
            BELOW_MIN_SIZE, ILLIQUID)
 
 
 class Leg:
-    __slots__ = ("book", "funding", "inst", "key", "last_ns", "quote", "venue")
+    __slots__ = ("book", "funding", "group", "inst", "key", "last_ns", "quote", "venue")
 
     def __init__(self, inst: Instrument) -> None:
         self.inst = inst
         self.venue = inst.venue
+        self.group = inst.quote  # the scanner sets its quote group: legs price against each other within one
         self.key = (inst.venue, inst.venue_symbol)
         self.book: SyncedBook | None = None
         self.quote: Quote | None = None
@@ -92,3 +94,39 @@ class Leg:
         if status_ != "active":
             return INACTIVE if status_ == "inactive" else UNVERIFIED
         return None
+
+
+class DepthCache:
+    """Each leg's top ``DEPTH`` levels read once per evaluation: one leg is the buy or the
+    sell side of a pair with every other venue quoting the asset."""
+
+    __slots__ = ("_levels", "_sizes")
+
+    def __init__(self) -> None:
+        self._levels: dict[tuple[Leg, bool], list[Level]] = {}
+        self._sizes: dict[tuple[Leg, bool], float] = {}
+
+    def asks(self, leg: Leg) -> list[Level]:
+        got = self._levels.get((leg, False))
+        if got is None:
+            got = self._levels[leg, False] = leg.asks(DEPTH)
+        return got
+
+    def bids(self, leg: Leg) -> list[Level]:
+        got = self._levels.get((leg, True))
+        if got is None:
+            got = self._levels[leg, True] = leg.bids(DEPTH)
+        return got
+
+    def ask_size(self, leg: Leg) -> float:
+        """Total size of ``asks(leg)``."""
+        got = self._sizes.get((leg, False))
+        if got is None:
+            got = self._sizes[leg, False] = sum(q for _, q in self.asks(leg))
+        return got
+
+    def bid_size(self, leg: Leg) -> float:
+        got = self._sizes.get((leg, True))
+        if got is None:
+            got = self._sizes[leg, True] = sum(q for _, q in self.bids(leg))
+        return got

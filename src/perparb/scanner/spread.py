@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 
 from perparb.model import Instrument, Level, Opportunity
-from perparb.scanner.legs import BELOW_MIN_SIZE, BELOW_THRESHOLD, Leg
+from perparb.scanner.legs import BELOW_MIN_SIZE, BELOW_THRESHOLD, DEPTH, DepthCache, Leg
 
-DEPTH = 50  # levels walked per side
+__all__ = ["DEPTH", "evaluate_pair", "orderable", "vwap_cost", "worst_px"]
 
 
 def orderable(inst: Instrument, size: float, px: float) -> float:
@@ -62,7 +62,8 @@ def worst_px(levels: list[Level], size: float) -> float:
 
 def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level | None],
                   b_top: tuple[Level | None, Level | None], fee_a: float, fee_b: float, min_edge_bps: float,
-                  max_notional: float, now_ns: int) -> tuple[Opportunity | None, str | None]:
+                  max_notional: float, now_ns: int,
+                  depth: DepthCache | None = None) -> tuple[Opportunity | None, str | None]:
     """Buy on ``a``, sell on ``b``. Both legs already passed the gates and b's best bid is
     above a's best ask; ``*_top`` are their (best bid, best ask). Returns the opportunity,
     or the reason there is none."""
@@ -74,7 +75,9 @@ def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level |
     pa, pb = a_ask[0], b_bid[0]
     if (pb * (1.0 - fee_b) - pa * (1.0 + fee_a) - exit_unit) / pa < threshold:
         return None, BELOW_THRESHOLD  # not even the top unit: no need to look deeper
-    asks, bids = a.asks(DEPTH), b.bids(DEPTH)
+    if depth is None:
+        depth = DepthCache()
+    asks, bids = depth.asks(a), depth.bids(b)
     size = cost = proceeds = top_size = 0.0
     i = j = 0
     qa, qb = asks[0][1], bids[0][1]

@@ -110,8 +110,9 @@ class ReadReport:
         self.note(f"{path}:{n}: {what}")
 
 
-def _lines(path: Path, report: ReadReport) -> Iterator[tuple[int, bytes]]:
-    """Numbered lines of a file; the last one keeps no newline if the file was cut inside it."""
+def _lines(path: Path, report: ReadReport) -> Iterator[tuple[int, bytes, bool]]:
+    """Numbered lines of a file without their newline, and whether the line ended (False
+    for a last line the file was cut inside)."""
     n = 0
     cut = [False]  # a zstd frame that never ended
     try:
@@ -124,9 +125,9 @@ def _lines(path: Path, report: ReadReport) -> Iterator[tuple[int, bytes]]:
                 rest = parts.pop()
                 for line in parts:
                     n += 1
-                    yield n, line + b"\n"
+                    yield n, line, True
             if rest:
-                yield n + 1, rest  # read as a truncated final line
+                yield n + 1, rest, False  # read as a truncated final line
             elif cut[0]:
                 report.truncated += 1
                 report.note(f"{path}:{n + 1}: zstd frame cut short, read as the end of the file")
@@ -158,13 +159,13 @@ def _zstd_chunks(raw: Iterator[bytes], cut: list[bool]) -> Iterator[bytes]:
 
 
 def _records(path: Path, report: ReadReport) -> Iterator[tuple[int, Record]]:
-    for n, line in _lines(path, report):
-        if not line.strip():
+    for n, line, ended in _lines(path, report):
+        if not line or line.isspace():
             continue
         try:
             rec = _dec.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-            if not line.endswith(b"\n"):  # the last line, cut short by a crash
+            if not ended:  # the last line, cut short by a crash
                 report.truncated += 1
                 report.note(f"{path}:{n}: truncated final line, read as the end of the file")
             else:
@@ -223,5 +224,8 @@ def merge_captures(paths: Iterable[Path], report: ReadReport | None = None,
     """All records of several files in ``recv_ns`` order (files are each ordered; ties keep
     the order of the files given). What is left out is in ``report``."""
     report = report if report is not None else ReadReport()
-    its = [((r.recv_ns, i, r) for r in read_capture(p, report, window_ns)) for i, p in enumerate(paths)]
+    files = list(paths)
+    if len(files) == 1:  # already in order: no merge, no key per record
+        return read_capture(files[0], report, window_ns)
+    its = [((r.recv_ns, i, r) for r in read_capture(p, report, window_ns)) for i, p in enumerate(files)]
     return (r for _, _, r in heapq.merge(*its, key=lambda x: (x[0], x[1])))
