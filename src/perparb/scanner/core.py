@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from perparb.feeds.booksync import SyncedBook
 from perparb.model import Funding, Instrument, Level, Opportunity, Quote, VenueStatus
 from perparb.scanner.funding import evaluate_carry
-from perparb.scanner.legs import ILLIQUID, STALE, DepthCache, Leg
+from perparb.scanner.legs import BELOW_THRESHOLD, ILLIQUID, STALE, DepthCache, Leg
 from perparb.scanner.lifecycle import Lifecycle, Listener
-from perparb.scanner.spread import evaluate_pair
+from perparb.scanner.spread import evaluate_pair, top_unit_clears
 
 log = logging.getLogger("perparb.scanner")
 
@@ -254,11 +254,14 @@ class Scanner:
         if reason is None:
             s = self.settings
             fees = s.taker_fees  # self.fee() inline: this runs for every candidate pair
-            opp, reason = evaluate_pair(asset, a, b, a_top, b_top, fees.get(a.venue, a.inst.taker_fee),
-                                        fees.get(b.venue, b.inst.taker_fee), s.min_edge_bps, s.max_notional, now_ns,
-                                        depth)
-            if opp is not None:
-                return opp
+            fee_a, fee_b = fees.get(a.venue, a.inst.taker_fee), fees.get(b.venue, b.inst.taker_fee)
+            if top_unit_clears(a_top, b_top, fee_a, fee_b, s.min_edge_bps):
+                opp, reason = evaluate_pair(asset, a, b, a_top, b_top, fee_a, fee_b, s.min_edge_bps, s.max_notional,
+                                            now_ns, depth)
+                if opp is not None:
+                    return opp
+            else:
+                reason = BELOW_THRESHOLD
         reason = reason or "unknown"
         self.rejections[reason] += 1
         self._why["spread", asset, a.venue, b.venue] = reason

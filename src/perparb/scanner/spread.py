@@ -60,6 +60,18 @@ def worst_px(levels: list[Level], size: float) -> float:
     return last
 
 
+def top_unit_clears(a_top: tuple[Level | None, Level | None], b_top: tuple[Level | None, Level | None],
+                    fee_a: float, fee_b: float, min_edge_bps: float) -> bool:
+    """Whether the first unit (a's best ask against b's best bid) clears the threshold net
+    of both fees and the exit: the test that rejects most candidates, before any depth."""
+    (a_bid, a_ask), (b_bid, b_ask) = a_top, b_top
+    if a_ask is None or a_bid is None or b_bid is None or b_ask is None:
+        return False
+    pa, pb = a_ask[0], b_bid[0]
+    exit_unit = 0.5 * ((pa - a_bid[0]) + (b_ask[0] - pb)) + fee_a * a_bid[0] + fee_b * b_ask[0]
+    return not (pb * (1.0 - fee_b) - pa * (1.0 + fee_a) - exit_unit) / pa < min_edge_bps * 1e-4
+
+
 def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level | None],
                   b_top: tuple[Level | None, Level | None], fee_a: float, fee_b: float, min_edge_bps: float,
                   max_notional: float, now_ns: int,
