@@ -244,13 +244,17 @@ class Scanner:
         if ask is not None and bid is not None and bid[0] > ask[0] * self.settings.ambiguity_ratio:
             self.check_ambiguity(asset)  # a gap this wide is a mapping problem until shown otherwise
             gates.clear()  # it may have marked a leg
+        # Each leg's gates run once per evaluation (``_gates``, written out: this runs for
+        # every candidate pair).
         reason = gates.get(a, _UNSET)
         if reason is _UNSET:
-            reason = self._gates(gates, a, now_ns, status, a_top)
+            reason = gates[a] = a.problem(now_ns, self._max_age.get(a.venue, self._default_age), status,
+                                          a.key in self.ambiguous, a_top)
         if reason is None:
             reason = gates.get(b, _UNSET)
             if reason is _UNSET:
-                reason = self._gates(gates, b, now_ns, status, b_top)
+                reason = gates[b] = b.problem(now_ns, self._max_age.get(b.venue, self._default_age), status,
+                                              b.key in self.ambiguous, b_top)
         if reason is None:
             s = self.settings
             fees = s.taker_fees  # self.fee() inline: this runs for every candidate pair
