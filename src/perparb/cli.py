@@ -471,6 +471,147 @@ def query(
         Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
+@app.command("funding-history")
+def funding_history(
+    assets: AssetsOpt = None,
+    days: Annotated[float, typer.Option(help="Length of the window, in days, ending at --until.")] = 90.0,
+    venues: Annotated[str | None, typer.Option(
+        help="Comma-separated venue ids (default: every venue; those without history are listed as skipped).")]
+    = None,
+    until: Annotated[str | None, typer.Option(
+        help="End of the window: ISO 8601 time (UTC unless it says otherwise) or epoch ms (default: the last "
+             "full hour at least 5 minutes ago).")] = None,
+    cache: Annotated[Path | None, typer.Option(
+        help="Parquet cache directory (default storage.parquet_dir/funding_history, else "
+             "~/.cache/perparb/funding).")] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV with a header line: the asset x venue ranking "
+                                                    "(with --pairs: the venue-pair ranking).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: window, venues, pairs, skipped.")]
+    = False,
+    pairs: Annotated[bool, typer.Option("--pairs", help="--csv writes the venue-pair ranking.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG: cumulative funding and net APR per asset.")]
+    = None,
+    html: Annotated[Path | None, typer.Option(help="Write one self-contained HTML page: plots and rankings.")]
+    = None,
+    sim: Annotated[bool, typer.Option("--sim", help="Against the built-in simulator instead of the venues.")]
+    = False,
+    seed: int = 7, config: ConfigOpt = None, set_: SetOpt = None,
+) -> None:
+    """Funding-rate history of every venue, cached in Parquet, ranked by carry after fees."""
+    import csv as csvlib
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from perparb.app import build_registry
+    from perparb.research.funding import PAIR_COLUMNS, VENUE_COLUMNS
+    from perparb.research.funding import funding_history as run_history
+    from perparb.research.funding_cache import default_dir
+    from perparb.research.funding_fetch import unsupported
+
+    if days <= 0:
+        _error(f"--days {days:g}: must be more than 0")
+    if csv and as_json:
+        _error("--csv and --json: choose one")
+    until_ms = _until_ms(until) if until is not None else None
+    settings = _settings(config, venues, assets, sets=set_)
+    names = settings.enabled_venues() if venues else venue_ids()
+    if cache is None:
+        pq_dir = settings.storage.parquet_dir
+        cache = pq_dir / "funding_history" if pq_dir is not None else default_dir()
+    try:
+        registry = build_registry(settings)
+    except ConfigError as exc:
+        _config_error(exc)
+    fees = {v: s.taker_fee for v, s in settings.venues.items() if s.taker_fee is not None}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(), console=err,
+                        transient=True, disable=not err.is_terminal)
+
+    def task(venue: str, asset: str, total: int) -> Any:
+        tid = progress.add_task(f"{venue} {asset}", total=total)
+        return lambda ms: progress.advance(tid, ms)
+
+    async def go() -> Any:
+        endpoints = {v: s.rest_url for v, s in settings.venues.items() if s.rest_url}
+        simulator = None
+        if sim:
+            from perparb.sim.server import Simulator
+
+            simulator = Simulator(registry, [v for v in names if unsupported(v) is None], settings.assets,
+                                  seed=seed)
+            await simulator.start()
+            endpoints.update({v: sv.rest_url for v, sv in simulator.venues.items()})
+        try:
+            with progress:
+                return await run_history(names, settings.assets, registry, cache, days, until_ms, endpoints, fees,
+                                         pace_s=0.0 if sim else None, progress=task)
+        finally:
+            if simulator:
+                await simulator.stop()
+
+    try:
+        result = _run(go())
+    except OSError as exc:
+        _error(f"--cache {cache}: {exc.strerror or exc}")
+    for s in result.skipped:  # said first, so that it is never lost under the table
+        err.print(Text(f"skipped {s['venue']} {s['asset']}: {s['reason']}"), highlight=False, soft_wrap=True)
+    summary = result.summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+    elif csv:
+        cols, rows = (PAIR_COLUMNS, summary["pairs"]) if pairs else (VENUE_COLUMNS, summary["venues"])
+        w = csvlib.writer(sys.stdout, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows([round(r[c], 6) if isinstance(r[c], float) else r[c] for c in cols] for r in rows)
+    else:
+        _funding_tables(summary)
+    if plot is not None:
+        from perparb.research.funding_plot import write_png
+
+        err.print(f"plot written to {write_png(result, plot)}", highlight=False)
+    if html is not None:
+        from perparb.research.funding_plot import write_html
+
+        err.print(f"report written to {write_html(result, html)}", highlight=False)
+    if not result.venues:
+        _error("no funding history from any venue", 1)
+
+
+def _until_ms(text: str) -> int:
+    from datetime import UTC, datetime
+
+    if text.strip().isdigit():
+        return int(text)
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        _error(f"--until {text!r}: expected an ISO 8601 time (2026-01-31T08:00) or epoch milliseconds")
+    return int((t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _funding_tables(summary: dict[str, Any]) -> None:
+    console = Console(width=None if sys.stdout.isatty() else 220)
+    window = f"{summary['start']} to {summary['end']}"
+    t = Table(title=f"Funding carry per asset x venue, {window} (APR %, short collects when positive)")
+    for col in ("#", "asset", "venue", "symbol", "interval h", "n", "mean", "median", "std", "positive %",
+                "longest streak", "fee", "net", "side"):
+        t.add_column(col, justify="left" if col in ("asset", "venue", "symbol", "side") else "right")
+    for r in summary["venues"]:
+        t.add_row(str(r["rank"]), r["asset"], r["venue"], r["symbol"], r["intervals_h"], str(r["n"]),
+                  f"{r['mean_apr']:.2f}", f"{r['median_apr']:.2f}", f"{r['std_apr']:.2f}",
+                  f"{r['share_positive'] * 100:.0f}",
+                  f"{r['longest_positive_streak']} ({r['longest_positive_streak_h']:g} h)",
+                  f"{r['fee_apr']:.2f}", f"{r['net_apr']:.2f}", r["side"])
+    console.print(t)
+    p = Table(title=f"Venue pairs per asset, {window} (APR %: long the lower, short the higher)")
+    for col in ("#", "asset", "long", "short", "long mean", "short mean", "spread", "fee", "net", "hours"):
+        p.add_column(col, justify="left" if col in ("asset", "long", "short") else "right")
+    for r in summary["pairs"]:
+        p.add_row(str(r["rank"]), r["asset"], r["long_venue"], r["short_venue"], f"{r['long_mean_apr']:.2f}",
+                  f"{r['short_mean_apr']:.2f}", f"{r['spread_apr']:.2f}", f"{r['fee_apr']:.2f}",
+                  f"{r['net_apr']:.2f}", f"{r['hours']:g}")
+    console.print(p)
+
+
 UrlOpt = Annotated[str | None, typer.Option(
     help="The running API (default http://<api.host>:<api.port> from the configuration).")]
 TokenOpt = Annotated[str | None, typer.Option(

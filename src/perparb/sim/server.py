@@ -25,6 +25,7 @@ from msgspec.structs import replace
 from perparb.instruments.registry import Registry
 from perparb.model import Instrument
 from perparb.sim.binance_orders import BinanceOrders
+from perparb.sim.funding_history import FundingHistory
 from perparb.sim.model import START_PRICES, PriceModel, SimBook, default_tick
 from perparb.venues import venue_class
 from perparb.venues.base import Venue
@@ -83,6 +84,7 @@ class SimVenue:
         self.rest_down = False  # every REST request answers 503, as during maintenance
         # Signed trading endpoints (accounts are added by whoever drives the simulator).
         self.orders = BinanceOrders(self) if venue.id == "binance" else None
+        self.funding_history = FundingHistory(self)
 
     # -- http ----------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -92,6 +94,7 @@ class SimVenue:
             attach(app, self)
         if self.orders is not None:
             self.orders.attach(app)
+        self.funding_history.attach(app)
         app.router.add_route("GET", "/{tail:.*}", self._handle)
         app.router.add_route("POST", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app, access_log=None)
@@ -286,6 +289,7 @@ class Simulator:
             adapter = venue_class(vid)(Registry(registry.for_venue(vid)))
             insts = sim_instruments(registry, adapter, assets)
             self.venues[vid] = SimVenue(adapter, insts, self.model, random.Random(self.rng.random()))
+            self.venues[vid].funding_history.seed = seed
         self._task: asyncio.Task[None] | None = None
         self.messages = 0
         self.running = asyncio.Event()

@@ -1,0 +1,1 @@
+"""Research over venue history: funding-rate carry across venues."""
