@@ -157,13 +157,19 @@ class PairStats:
 
 def pair_stats(a: VenueStats, b: VenueStats) -> PairStats | None:
     """Long the venue with the lower mean, short the higher, over the hours both cover: the
-    settlement periods inside (the later first settlement, the earlier last settlement]."""
-    since = max(a.series[0][0], b.series[0][0])
+    settlement periods from the later first period start (moved on until both venues have
+    a period starting there, as 8 h and 1 h grids do) to the earlier last settlement."""
+    since = max(a.series[0][0] - a.series[0][2] * HOUR_MS, b.series[0][0] - b.series[0][2] * HOUR_MS)
     until = min(a.series[-1][0], b.series[-1][0])
-    sa = [s for s in a.series if s[0] - s[2] * HOUR_MS >= since and s[0] <= until]
-    sb = [s for s in b.series if s[0] - s[2] * HOUR_MS >= since and s[0] <= until]
-    if not sa or not sb:
-        return None
+    for _ in range(8):
+        sa = [s for s in a.series if s[0] - s[2] * HOUR_MS >= since and s[0] <= until]
+        sb = [s for s in b.series if s[0] - s[2] * HOUR_MS >= since and s[0] <= until]
+        if not sa or not sb:
+            return None
+        later = max(sa[0][0] - sa[0][2] * HOUR_MS, sb[0][0] - sb[0][2] * HOUR_MS)
+        if later == since:
+            break
+        since = later
     ha, hb = sum(s[2] for s in sa), sum(s[2] for s in sb)
     ma = sum(s[1] for s in sa) / ha * YEAR_H * 100.0
     mb = sum(s[1] for s in sb) / hb * YEAR_H * 100.0

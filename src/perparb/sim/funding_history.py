@@ -41,9 +41,11 @@ class FundingHistory:
 
     # -- the series ------------------------------------------------------------------------
     def interval_ms(self, t_ms: int) -> int:
+        """The length of the settlement period that ends at ``t_ms``: the first 4 h period
+        ends 4 h after the last 8 h settlement, at change_ms."""
         if self.venue == "hyperliquid":
             return HOUR_MS
-        if self.change_ms is not None and t_ms >= self.change_ms:
+        if self.change_ms is not None and t_ms > self.change_ms:
             return 4 * HOUR_MS
         return 8 * HOUR_MS
 
@@ -51,11 +53,12 @@ class FundingHistory:
         """Settlement times in [lo_ms, hi_ms], oldest first, within the listing and the clock."""
         lo = max(lo_ms, self.listed_ms)
         hi = min(hi_ms, int(time.time() * 1000))
+        step = self.interval_ms(lo)  # grids meet at change_ms (a multiple of 8 h)
         out = []
-        t = -(-lo // self.interval_ms(lo)) * self.interval_ms(lo)
+        t = -(-lo // step) * step
         while t <= hi:
             out.append(t)
-            t = (t // self.interval_ms(t) + 1) * self.interval_ms(t)
+            t += self.interval_ms(t + 1)
         return out
 
     def rate(self, symbol: str, t_ms: int) -> float:
