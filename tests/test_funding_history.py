@@ -28,7 +28,7 @@ ASSETS = ["BTC", "ETH"]
 
 @pytest.fixture
 async def sim():
-    s = Simulator(load_registry(), VENUES + ["coindcx", "mexc"], ASSETS, seed=11, tick_s=1.0)
+    s = Simulator(load_registry(), [*VENUES, "coindcx", "mexc"], ASSETS, seed=11, tick_s=1.0)
     await s.start()
     try:
         yield s

@@ -270,6 +270,9 @@ async def _venue(venue: str, assets: list[str], registry: Registry, cache: Fundi
             except FetchError as exc:
                 skipped.append({"venue": venue, "asset": asset, "reason": str(exc)})
                 continue
+            except Exception as exc:  # an answer the reader did not expect: this pair only, named
+                skipped.append({"venue": venue, "asset": asset, "reason": f"{type(exc).__name__}: {exc}"})
+                continue
             series = [s for s in with_intervals(cache.load(venue, asset, inst.venue_symbol), inst.funding_interval_h)
                       if start < s[0] <= end]
             if not series:
