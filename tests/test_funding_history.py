@@ -22,13 +22,13 @@ from perparb.sim.server import Simulator
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
-VENUES = ["binance", "okx", "bybit", "gate", "bitget", "hyperliquid", "bitmex"]
+VENUES = ["binance", "okx", "bybit", "gate", "bitget", "hyperliquid", "bitmex", "mexc", "dydx"]
 ASSETS = ["BTC", "ETH"]
 
 
 @pytest.fixture
 async def sim():
-    s = Simulator(load_registry(), [*VENUES, "coindcx", "mexc"], ASSETS, seed=11, tick_s=1.0)
+    s = Simulator(load_registry(), [*VENUES, "coindcx", "kucoin"], ASSETS, seed=11, tick_s=1.0)
     await s.start()
     try:
         yield s
@@ -166,17 +166,17 @@ async def test_cache_fetches_only_missing_ranges(sim: Simulator, tmp_path: Path)
 
 async def test_venues_without_history_are_reported_skipped(sim: Simulator, tmp_path: Path) -> None:
     until = default_until()
-    res = await funding_history(["coindcx", "mexc", "bitmex", "binance"], ["BTC", "SOL"], load_registry(),
+    res = await funding_history(["coindcx", "kucoin", "bitmex", "binance"], ["BTC", "SOL"], load_registry(),
                                 tmp_path, 3, until, _endpoints(sim), pace_s=0.0)
     skipped = {(s["venue"], s["asset"]): s["reason"] for s in res.skipped}
-    assert set(skipped) == {("coindcx", "*"), ("mexc", "*"), ("bitmex", "SOL"), ("binance", "SOL")}
+    assert set(skipped) == {("coindcx", "*"), ("kucoin", "*"), ("bitmex", "SOL"), ("binance", "SOL")}
     assert "no ccxt exchange class 'coindcx'" in skipped[("coindcx", "*")]
-    assert "paging is not supported" in skipped[("mexc", "*")]
+    assert "ccxt kucoinfutures has fetchFundingRateHistory, but its paging is not supported" in skipped[("kucoin", "*")]
     assert skipped[("bitmex", "SOL")] == "no SOL perpetual on bitmex in the instrument registry"
     # The registry has SOLUSDT but the venue's live markets (the simulator lists BTC and ETH) do not.
     assert skipped[("binance", "SOL")] == "SOLUSDT is not among binance's perpetual markets"
     assert {(s.venue, s.asset) for s in res.venues} == {("bitmex", "BTC"), ("binance", "BTC")}
-    assert _requests(sim)["coindcx"] == [] and _requests(sim)["mexc"] == []
+    assert _requests(sim)["coindcx"] == [] and _requests(sim)["kucoin"] == []
 
 
 def test_cli_table_csv_json_plot_and_html(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ interval changes inside it:
 - ``forward`` (Binance): oldest first from ``since``; the next page starts after the last row.
 - ``window`` (Bybit, Gate): newest first inside [since, until]; windows of one page of
   hourly settlements, so no window can hold more than a page whatever the interval.
-- ``after`` (OKX): newest first older than ``after``; walks back from the end.
-- ``pages`` (Bitget): newest first by page number, no time filter; walks back from now.
+- ``after`` (OKX) and ``until`` (dYdX): newest first older than a time; walks back from the end.
+- ``pages`` (Bitget, MEXC): newest first by page number, no time filter; walks back from now.
 
 Requests are spaced per venue (ccxt's rate limiter; ``pace_s`` for the REST readers).
 """
@@ -33,10 +33,11 @@ HOUR_MS = 3_600_000
 Rows = list[tuple[int, float]]
 Advance = Callable[[int], None]  # milliseconds of the range newly read
 
-# venue -> (paging, page size)
-CCXT_PAGING: dict[str, tuple[str, int]] = {
-    "binance": ("forward", 1000), "bybit": ("window", 200), "gate": ("window", 1000),
-    "okx": ("after", 100), "bitget": ("pages", 100),
+# venue -> (paging, page size, the page-number parameter of "pages")
+CCXT_PAGING: dict[str, tuple[str, int, str]] = {
+    "binance": ("forward", 1000, ""), "bybit": ("window", 200, ""), "gate": ("window", 1000, ""),
+    "okx": ("after", 100, ""), "dydx": ("until", 100, ""),
+    "bitget": ("pages", 100, "pageNo"), "mexc": ("pages", 100, "page_num"),
 }
 REST_PACE_S = {"bitmex": 2.0, "hyperliquid": 2.5}  # BitMEX 30 requests/min; Hyperliquid ~45 weight a page
 MAX_PAGES = 10_000
@@ -89,7 +90,7 @@ class CcxtReader(Reader):
         import ccxt.async_support as ca
 
         self.venue = venue
-        self.paging, self.page = CCXT_PAGING[venue]
+        self.paging, self.page, self.page_param = CCXT_PAGING[venue]
         cid = CCXT_IDS[venue]
         self.ex = getattr(ca, cid)({"enableRateLimit": True})
         if rest_url:
@@ -143,9 +144,13 @@ class CcxtReader(Reader):
                 rows += await self._call(symbol, w, {"until": top})
                 advance(top + 1 - w)
         else:
-            cursor, page_no = hi + 1, 1
+            # Newest first: walk back from the end until the page reaches lo.
+            cursor, page_no = hi + 1, 1  # the first settlement not wanted
             for _ in range(MAX_PAGES):
-                params = {"after": cursor} if self.paging == "after" else {"pageNo": page_no}
+                params: dict[str, Any] = (
+                    {"after": cursor} if self.paging == "after"  # older than
+                    else {"until": cursor - 1} if self.paging == "until"  # at or before
+                    else {self.page_param: page_no})
                 got = await self._call(symbol, None, params)
                 rows += got
                 oldest = min((t for t, _ in got), default=lo)
