@@ -22,13 +22,14 @@ from perparb.sim.server import Simulator
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
-VENUES = ["binance", "okx", "bybit", "gate", "bitget", "hyperliquid", "bitmex", "mexc", "dydx"]
+VENUES = ["binance", "okx", "bybit", "gate", "bitget", "hyperliquid", "bitmex", "mexc", "dydx", "kucoin", "deribit"]
 ASSETS = ["BTC", "ETH"]
+LISTED = {(v, a) for v in VENUES for a in ASSETS} - {("deribit", "ETH")}  # Deribit: BTC_USDT-PERPETUAL only
 
 
 @pytest.fixture
 async def sim():
-    s = Simulator(load_registry(), [*VENUES, "coindcx", "kucoin"], ASSETS, seed=11, tick_s=1.0)
+    s = Simulator(load_registry(), [*VENUES, "coindcx", "phemex"], ASSETS, seed=11, tick_s=1.0)
     await s.start()
     try:
         yield s
@@ -76,8 +77,10 @@ async def test_statistics_equal_formulas_over_the_simulated_history(sim: Simulat
     res = await funding_history(VENUES, ASSETS, registry, tmp_path, 20, until, _endpoints(sim), pace_s=0.0)
     start = until - 20 * DAY
     got = {(s.venue, s.asset): s for s in res.venues}
-    # BitMEX: XBTUSDT and ETHUSDT; every other venue both assets.
-    assert set(got) == {(v, a) for v in VENUES for a in ASSETS}
+    # BitMEX: XBTUSDT and ETHUSDT; Deribit's USDT perpetual is BTC's alone.
+    assert set(got) == LISTED
+    assert res.skipped == [{"venue": "deribit", "asset": "ETH",
+                            "reason": "no ETH perpetual on deribit in the instrument registry"}]
     for (venue, asset), s in got.items():
         inst = registry.select(venue, [asset])[0]
         assert s.symbol == inst.venue_symbol
@@ -89,7 +92,8 @@ async def test_statistics_equal_formulas_over_the_simulated_history(sim: Simulat
     assert [s.rank for s in res.venues] == list(range(1, len(res.venues) + 1))
     assert [s.net_apr for s in res.venues] == sorted((s.net_apr for s in res.venues), reverse=True)
     # Every venue pair of an asset, long the lower mean and short the higher.
-    assert len(res.pairs) == len(ASSETS) * len(VENUES) * (len(VENUES) - 1) // 2
+    n_btc, n_eth = len(VENUES), len(VENUES) - 1
+    assert len(res.pairs) == n_btc * (n_btc - 1) // 2 + n_eth * (n_eth - 1) // 2
     for p in res.pairs:
         assert p.short_mean_apr >= p.long_mean_apr
         assert p.net_apr == pytest.approx(p.short_mean_apr - p.long_mean_apr - p.fee_apr)
@@ -136,6 +140,7 @@ async def test_cache_fetches_only_missing_ranges(sim: Simulator, tmp_path: Path)
     first = await funding_history(VENUES, ASSETS, registry, tmp_path, 10, until, _endpoints(sim), pace_s=0.0)
     assert all(_requests(sim)[v] for v in VENUES)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"venue={v}" for v in VENUES)
+    assert not (tmp_path / "venue=deribit" / "asset=ETH").exists()
     assert (tmp_path / "venue=binance" / "asset=BTC" / "rates.parquet").exists()
 
     # The same window again: answered from the cache, not one HTTP request to any venue.
@@ -166,17 +171,17 @@ async def test_cache_fetches_only_missing_ranges(sim: Simulator, tmp_path: Path)
 
 async def test_venues_without_history_are_reported_skipped(sim: Simulator, tmp_path: Path) -> None:
     until = default_until()
-    res = await funding_history(["coindcx", "kucoin", "bitmex", "binance"], ["BTC", "SOL"], load_registry(),
+    res = await funding_history(["coindcx", "phemex", "bitmex", "binance"], ["BTC", "SOL"], load_registry(),
                                 tmp_path, 3, until, _endpoints(sim), pace_s=0.0)
     skipped = {(s["venue"], s["asset"]): s["reason"] for s in res.skipped}
-    assert set(skipped) == {("coindcx", "*"), ("kucoin", "*"), ("bitmex", "SOL"), ("binance", "SOL")}
+    assert set(skipped) == {("coindcx", "*"), ("phemex", "*"), ("bitmex", "SOL"), ("binance", "SOL")}
     assert "no ccxt exchange class 'coindcx'" in skipped[("coindcx", "*")]
-    assert "ccxt kucoinfutures has fetchFundingRateHistory, but its paging is not supported" in skipped[("kucoin", "*")]
+    assert "ccxt phemex has fetchFundingRateHistory, but its paging is not supported" in skipped[("phemex", "*")]
     assert skipped[("bitmex", "SOL")] == "no SOL perpetual on bitmex in the instrument registry"
     # The registry has SOLUSDT but the venue's live markets (the simulator lists BTC and ETH) do not.
     assert skipped[("binance", "SOL")] == "SOLUSDT is not among binance's perpetual markets"
     assert {(s.venue, s.asset) for s in res.venues} == {("bitmex", "BTC"), ("binance", "BTC")}
-    assert _requests(sim)["coindcx"] == [] and _requests(sim)["kucoin"] == []
+    assert _requests(sim)["coindcx"] == [] and _requests(sim)["phemex"] == []
 
 
 def test_cli_table_csv_json_plot_and_html(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Readers of settled funding-rate history, one per venue, each paging the venue's way.
 
 Through ccxt's ``fetch_funding_rate_history`` where ccxt has the venue; the venue's REST
-otherwise (BitMEX has no ccxt class in the pinned version; Hyperliquid's history is keyed
-by the coin name the registry already holds, so it needs no market load). The venues
+otherwise (BitMEX has no ccxt class in the pinned version; Hyperliquid, KuCoin and Deribit
+key their history by the contract name the registry already holds, so they need no market
+load, which ccxt's KuCoin and Deribit classes make in several calls). The venues
 page differently, and a reader must get every settlement of a range even when the
 interval changes inside it:
 
@@ -39,7 +40,9 @@ CCXT_PAGING: dict[str, tuple[str, int, str]] = {
     "okx": ("after", 100, ""), "dydx": ("until", 100, ""),
     "bitget": ("pages", 100, "pageNo"), "mexc": ("pages", 100, "page_num"),
 }
-REST_PACE_S = {"bitmex": 2.0, "hyperliquid": 2.5}  # BitMEX 30 requests/min; Hyperliquid ~45 weight a page
+# Seconds between requests: BitMEX 30 a minute; Hyperliquid ~45 weight a page of 1200 a minute;
+# KuCoin and Deribit public limits are per second, kept well under.
+REST_PACE_S = {"bitmex": 2.0, "hyperliquid": 2.5, "kucoin": 0.5, "deribit": 0.5}
 MAX_PAGES = 10_000
 
 
@@ -78,6 +81,10 @@ def reader(venue: str, rest_url: str = "", pace_s: float | None = None) -> Reade
         return BitmexReader(rest_url, REST_PACE_S[venue] if pace_s is None else pace_s)
     if venue == "hyperliquid":
         return HyperliquidReader(rest_url, REST_PACE_S[venue] if pace_s is None else pace_s)
+    if venue == "kucoin":
+        return KucoinReader(rest_url, REST_PACE_S[venue] if pace_s is None else pace_s)
+    if venue == "deribit":
+        return DeribitReader(rest_url, REST_PACE_S[venue] if pace_s is None else pace_s)
     return CcxtReader(venue, rest_url)
 
 
@@ -252,3 +259,56 @@ class HyperliquidReader(_RestReader):
                 break
             cursor = nxt
         return _clip(rows, lo, hi)
+
+
+class _WindowReader(_RestReader):
+    """Time windows of at most ``window_h`` hourly settlements, so no window can hold more
+    than the venue returns at once, whatever the order it returns them in."""
+
+    window_h = 100
+
+    async def page(self, inst: Instrument, lo: int, hi: int) -> Rows:
+        raise NotImplementedError
+
+    async def read(self, inst: Instrument, lo: int, hi: int, advance: Advance) -> Rows:
+        rows: Rows = []
+        span = self.window_h * HOUR_MS
+        for w in range(lo, hi + 1, span):
+            top = min(w + span - 1, hi)
+            rows += await self.page(inst, w, top)
+            advance(top + 1 - w)
+        return _clip(rows, lo, hi)
+
+
+class KucoinReader(_WindowReader):
+    """``GET /api/v1/contract/funding-rates?symbol&from&to`` (ms, both inclusive)."""
+
+    venue = "kucoin"
+    default_url = "https://api-futures.kucoin.com"
+    window_h = 100
+
+    async def page(self, inst: Instrument, lo: int, hi: int) -> Rows:
+        got = await self._request("GET", "/api/v1/contract/funding-rates",
+                                  params={"symbol": inst.venue_symbol, "from": str(lo), "to": str(hi)})
+        data = got.get("data") if isinstance(got, dict) else None
+        if not isinstance(data, list):
+            raise FetchError(f"/api/v1/contract/funding-rates: {str(got)[:200]}")
+        return [(int(r["timepoint"]), float(r["fundingRate"])) for r in data if r.get("fundingRate") is not None]
+
+
+class DeribitReader(_WindowReader):
+    """``GET /api/v2/public/get_funding_rate_history``: Deribit funds continuously; its history
+    is hourly, ``interest_1h`` the rate accrued over the hour ending at ``timestamp``. At most
+    744 rows an answer, so 720-hour windows."""
+
+    venue = "deribit"
+    default_url = "https://www.deribit.com"
+    window_h = 720
+
+    async def page(self, inst: Instrument, lo: int, hi: int) -> Rows:
+        got = await self._request("GET", "/api/v2/public/get_funding_rate_history", params={
+            "instrument_name": inst.venue_symbol, "start_timestamp": str(lo), "end_timestamp": str(hi)})
+        result = got.get("result") if isinstance(got, dict) else None
+        if not isinstance(result, list):
+            raise FetchError(f"/api/v2/public/get_funding_rate_history: {str(got)[:200]}")
+        return [(int(r["timestamp"]), float(r["interest_1h"])) for r in result if r.get("interest_1h") is not None]

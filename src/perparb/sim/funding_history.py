@@ -1,7 +1,7 @@
 """Funding-rate history endpoints of the simulated venues.
 
 Every contract has a deterministic settled-funding series under the simulator's seed: one
-rate per settlement on the venue's grid (8 h at 00/08/16 UTC, Hyperliquid and dYdX hourly), listed
+rate per settlement on the venue's grid (8 h at 00/08/16 UTC; Hyperliquid, dYdX and Deribit hourly), listed
 400 days before the simulator started and ending at the wall clock. Bybit switches from
 8 h to 4 h settlements 20 days before the start, as Bybit does per symbol, so readers meet
 an interval change inside the history. Each endpoint takes the venue's own query
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-HOURLY = ("hyperliquid", "dydx")
+HOURLY = ("hyperliquid", "dydx", "deribit")
 CHANGING_VENUE = "bybit"  # 8 h settlements before change_ms, 4 h from then on
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -102,6 +102,8 @@ class FundingHistory:
             "hyperliquid": ("POST", "/info", self._hyperliquid),
             "mexc": ("GET", "/api/v1/contract/funding_rate/history", self._mexc),
             "dydx": ("GET", "/v4/historicalFunding/{ticker}", self._dydx),
+            "kucoin": ("GET", "/api/v1/contract/funding-rates", self._kucoin),
+            "deribit": ("GET", "/api/v2/public/get_funding_rate_history", self._deribit),
         }.get(self.venue)
         if route is not None:
             app.router.add_route(*route)
@@ -231,6 +233,27 @@ class FundingHistory:
         return web.json_response({"historicalFunding": [
             {"ticker": ticker, "rate": f"{r:.8f}", "price": "0", "effectiveAtHeight": str(t // 1000),
              "effectiveAt": _iso(t)} for t, r in rows]})
+
+    async def _kucoin(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        sym = q.get("symbol")
+        if not self._known(sym):
+            return web.json_response({"code": "40010", "msg": "Contract does not exist"})
+        lo, hi = _int(q.get("from")), _int(q.get("to"))
+        ts = self.times(lo or 0, hi if hi is not None else 2**62)[-100:][::-1]  # at most 100, newest first
+        return web.json_response({"code": "200000", "data": [
+            {"symbol": sym, "fundingRate": r, "timepoint": t} for t, r in self.rated(sym, ts)]})  # type: ignore[arg-type]
+
+    async def _deribit(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        sym = q.get("instrument_name")
+        if not self._known(sym):
+            return web.json_response({"jsonrpc": "2.0", "error": {"code": 10009, "message": "not_found"}}, status=400)
+        lo, hi = _int(q.get("start_timestamp")), _int(q.get("end_timestamp"))
+        ts = self.times(lo or 0, hi if hi is not None else 2**62)[-744:]  # at most 744, oldest first
+        return web.json_response({"jsonrpc": "2.0", "usIn": 0, "usOut": 0, "result": [
+            {"timestamp": t, "index_price": 65000.0, "prev_index_price": 65000.0, "interest_1h": r,
+             "interest_8h": r * 8} for t, r in self.rated(sym, ts)]})  # type: ignore[arg-type]
 
 
 def _int(v: Any) -> int | None:
