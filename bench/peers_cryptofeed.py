@@ -26,6 +26,8 @@ from cryptofeed.defines import L2_BOOK, TICKER
 from cryptofeed.exchanges import OKX, BinanceFutures, Bitget, Bitmex, GateioFutures
 from cryptofeed.symbols import Symbols
 
+from peers_snapshots import snapshot_symbols
+
 logging.disable(logging.CRITICAL)  # cryptofeed logs every reset; the count is what we want
 
 
@@ -81,7 +83,7 @@ class Row:
     def _setup_binance_depth(self, meta: Path, snaps: Path | None) -> None:
         _load_symbols(BinanceFutures, json.loads(meta.read_text()))
         syms = list(dict.fromkeys(json.loads(ln)["data"]["s"] for ln in self.lines))
-        recorded = dict(zip(syms, _lines(snaps), strict=False)) if snaps else {}
+        recorded = snapshot_symbols(self.lines, _lines(snaps)) if snaps else {}
         self.feed = self._feed(BinanceFutures, L2_BOOK, syms)
         self.feed.http_conn = _Recorded(recorded)
         self.reset = self.feed._reset
@@ -103,7 +105,7 @@ class Row:
         _load_symbols(GateioFutures, json.loads(meta.read_text()))
         syms = list(dict.fromkeys(m["result"]["s"] for ln in self.lines
                                   if isinstance((m := json.loads(ln)).get("result"), dict) and "s" in m["result"]))
-        recorded = dict(zip(syms, _lines(snaps), strict=False)) if snaps else {}
+        recorded = snapshot_symbols(self.lines, _lines(snaps)) if snaps else {}
         self.feed = self._feed(GateioFutures, L2_BOOK, syms)
         self.feed.http_conn = _Recorded(recorded)
         self.reset = self.feed._reset

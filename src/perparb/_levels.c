@@ -710,7 +710,13 @@ static void crc_init(void) {
 
 static int crc_text(unsigned int *crc, PyObject *text, int *first) {
     Py_ssize_t n;
-    const char *s = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+    const char *s;
+    if (PyUnicode_Check(text) && PyUnicode_IS_COMPACT_ASCII(text)) { /* the venues' numbers */
+        s = (const char *)PyUnicode_DATA(text);
+        n = PyUnicode_GET_LENGTH(text);
+    } else {
+        s = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+    }
     if (s == NULL) {
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_TypeError, "checksum levels must be text");

@@ -25,6 +25,7 @@ from perparb.book import OrderBook
 from perparb.levels import apply_book, apply_text, crc32_text
 from perparb.model import BookDelta, BookSnapshot, TextLevels
 
+# The venue's checksum of each side's text rows, best first; it reads the depth it covers.
 Checksum = Callable[[list[tuple[str, str]], list[tuple[str, str]]], int]
 
 SYNCED, RESYNCING, INVALID = "synced", "resyncing", "invalid"
@@ -174,13 +175,14 @@ class SyncedBook:
             if not reset:
                 return True  # no checksummed snapshot to build on: nothing to compare
             self.text = _TextBook()
+        text = self.text
         try:
-            self.text.apply(ev.raw_levels, reset)
+            text.apply(ev.raw_levels, reset)
         except (TypeError, ValueError):  # level text that is not a number
             return self.invalidate()
         if not ev.checksum:
             return True
-        if self.checksum(*self.text.top(25)) != ev.checksum:
+        if self.checksum(text.bids.rows, text.asks.rows) != ev.checksum:
             self.checksum_failures += 1
             return self.invalidate()
         self.checksums_ok += 1
