@@ -161,6 +161,7 @@ _KINDS = {b"futures.order_book_update": "book", b"futures.book_ticker": "quote",
           b"futures.trades": "trade", b"futures.order_book": "legacy"}
 _DATA_EVENTS = (b"update", b"all")
 _THEN_UPDATE = b'","event":"update"'
+_BOOK_CHANNEL = b"futures.order_book_update"
 # What the simulator serves for each channel.
 _SIM_TOPICS = {"futures.book_ticker": "quote", "futures.order_book_update": "book", "futures.tickers": "funding",
                "futures.trades": "trade"}
@@ -228,6 +229,8 @@ class Gate(Venue):
             raw = raw.encode()
         chan, event = _channel_event(raw)
         try:
+            if chan == _BOOK_CHANNEL and event == b"update":  # the hot path: one book update
+                return self._book(_book_update.decode(raw), recv_ns)
             if chan is None or event is None or event not in _DATA_EVENTS:
                 # Acks, pongs, errors, or JSON that is not compact; decoding it also makes garbage raise.
                 head = _head.decode(raw)
@@ -257,8 +260,9 @@ class Gate(Venue):
         inst = self.table.get(r.s) or self.instrument(r.s)
         if inst is None:
             return []
-        return [BookDelta(venue=self.id, symbol=inst.symbol, venue_symbol=r.s, bids=_levels(inst, r.b),
-                          asks=_levels(inst, r.a), first_seq=r.U, seq=r.u, prev_seq=r.U - 1,
+        scale, size, inverse = inst.price_scale, inst.contract_size, inst.inverse  # _levels, inlined (hot path)
+        return [BookDelta(venue="gate", symbol=inst.symbol, venue_symbol=r.s, bids=obj_levels(r.b, scale, size, inverse),
+                          asks=obj_levels(r.a, scale, size, inverse), first_seq=r.U, seq=r.u, prev_seq=r.U - 1,
                           ts_exchange_ns=r.t * MS, recv_ns=recv_ns)]
 
     def _quote(self, m: _Push[_BookTicker], recv_ns: int) -> list[MarketEvent]:
