@@ -390,6 +390,129 @@ def replay(
 
 
 @app.command()
+def backtest(
+    inputs: Annotated[list[str], typer.Argument(
+        help="Capture files (.jsonl or .jsonl.zst), Tardis.dev CSV files (.csv or .csv.gz), directories of them, "
+             "or quoted globs.", metavar="INPUT")],
+    report_dir: Annotated[Path, typer.Option(
+        "--report", help="Directory for report.html, metrics.json and the data behind them.")],
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="Strategy configuration (TOML or YAML); without it, the demo's strategies.")] = None,
+    set_: SetOpt = None,
+    sweep: Annotated[list[str] | None, typer.Option(
+        "--sweep", metavar="KEY=V1,V2,...", help="Run a grid: --sweep strategies.spread.entry_edge_bps=2,3,4 (repeatable; any --set key).")]
+    = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="Parallel processes for --sweep.", min=1)] = 2,
+    sample_s: Annotated[float, typer.Option(
+        "--sample-s", help="Mark equity to market every this many seconds of engine time.", min=0.001)] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """Paper-trade recorded inputs through the same engine as live; write an HTML report and metrics."""
+    from perparb.store.recorder import capture_inputs
+
+    try:
+        paths = capture_inputs(inputs)
+    except FileNotFoundError as exc:
+        _error(str(exc))
+    if sweep:
+        _sweep(paths, report_dir, config, set_ or [], sweep, jobs, sample_s, as_json)
+        return
+    from perparb import backtest as bt
+    from perparb.store.capture import ReadReport
+
+    settings = _backtest_settings(config, set_ or [])
+    report = ReadReport()
+    with _progress(paths, "backtest") as bar:
+        def progress(records: int, now_ns: int) -> None:
+            bar(report.bytes_read, records)
+
+        try:
+            result = bt.run(paths, settings, sample_s, report, progress)
+        except ConfigError as exc:
+            _config_error(exc)
+        bar(report.bytes_read, result.summary["records"])
+    for problem in report.problems:  # each names its file (and line); the backtest went on
+        err.print(problem, highlight=False, markup=False, soft_wrap=True)
+    more = report.bad_lines + report.truncated + len(report.unreadable) - len(report.problems)
+    if more > 0:
+        err.print(f"... and {more} more", highlight=False, markup=False, soft_wrap=True)
+    page = bt.write(result, report_dir)
+    s, m = result.summary, result.metrics
+    if as_json:
+        typer.echo(json.dumps({**s, "metrics": m, "report": str(page)}, sort_keys=True))
+    else:
+        typer.echo(f"records: {s['records']} bad lines: {s['bad_lines']} truncated: {s['truncated']} "
+                   f"unreadable: {len(s['unreadable'])} decode errors: {s['decode_errors']} "
+                   f"fills: {len(result.fills)} round trips: {m['trades']}")
+        typer.echo("  ".join(f"{k}: {'-' if v is None else (f'{v:.6g}' if isinstance(v, float) else v)}"
+                             for k, v in m.items()))
+        typer.echo(f"report: {page}")
+    if report.unreadable:
+        raise typer.Exit(1)
+
+
+def _backtest_settings(config: Path | None, sets: list[str]) -> Settings:
+    """The configuration file's settings; without one, the demo's (its default strategies)."""
+    from perparb.app import demo_settings
+
+    settings = _settings(config, None, None, None, sets)
+    return settings if config is not None else demo_settings(settings)
+
+
+@contextlib.contextmanager
+def _progress(paths: list[Path], what: str) -> Any:
+    """A progress bar on stderr by bytes of captures read; yields ``update(bytes, records)``."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from perparb.replay.tardis import is_tardis
+
+    # Bytes of the capture files (Tardis files are counted in records only).
+    total = sum(p.stat().st_size for p in paths if p.is_file() and not is_tardis(p))
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[n]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(what, total=total or None, n="0 records")
+
+        def update(done: int, records: int) -> None:
+            bar.update(task, completed=done, n=f"{records:,} records")
+
+        yield update
+
+
+def _sweep(paths: list[Path], out: Path, config: Path | None, sets: list[str], items: list[str], jobs: int,
+           sample_s: float, as_json: bool) -> None:
+    from rich.progress import Progress
+
+    from perparb.backtest import sweep as sw
+
+    try:
+        grid = sw.parse_grid(items)
+    except sw.SweepError as exc:
+        _error(str(exc))
+    runs = [(combo, _backtest_settings(config, [*sets, *(f"{k}={v}" for k, v in combo.items())]))
+            for combo in sw.combinations(grid)]
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(f"sweep ({len(runs)} backtests, {jobs} processes)", total=len(runs))
+        rows = sw.run_sweep(paths, runs, sample_s, jobs, lambda n: bar.update(task, completed=n))
+    written = sw.write(rows, grid, out)
+    if as_json:
+        typer.echo(json.dumps({"rows": rows, "files": [str(p) for p in written]}, sort_keys=True))
+    else:
+        table = Table(*[k for k, _ in grid], *sw.METRIC_KEYS)
+        for r in rows:
+            table.add_row(*(r[k] for k, _ in grid),
+                          *("-" if r[m] is None else f"{r[m]:.6g}" for m in sw.METRIC_KEYS))
+        Console(width=None if sys.stdout.isatty() else 200).print(table)
+        typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@app.command()
 def export(
     captures: Annotated[list[str], typer.Argument(
         help="Capture files, Tardis.dev CSV files, directories of them, or quoted globs.", metavar="CAPTURE...")],

@@ -193,14 +193,39 @@ def _substitute(node: Any, where: str, env: Mapping[str, str]) -> Any:
     return node
 
 
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> str:
+    """Set a dotted key; returns it as validation names it. An entry of a list of named
+    tables is addressed by its name or index (``strategies.spread.entry_edge_bps``); the
+    default strategies are the list when no file gives one."""
     keys = dotted.split(".")
+    if keys[0] == "strategies" and len(keys) > 2 and not isinstance(tree.get("strategies"), list):
+        tree["strategies"] = [s.model_dump() for s in default_strategies()]
+    node: Any = tree
+    path: list[str] = []
     for k in keys[:-1]:
-        nxt = tree.get(k)
-        if not isinstance(nxt, dict):
-            nxt = tree[k] = {}
-        tree = nxt
-    tree[keys[-1]] = value
+        if isinstance(node, list):
+            node, k = _entry(node, k, ".".join(path))
+        else:
+            nxt = node.get(k)
+            if not isinstance(nxt, dict | list):
+                nxt = node[k] = {}
+            node = nxt
+        path.append(k)
+    if isinstance(node, list):
+        raise ConfigError(f"{dotted}: name a key inside an entry of {'.'.join(path)}")
+    node[keys[-1]] = value
+    return ".".join([*path, keys[-1]])
+
+
+def _entry(items: list[Any], key: str, where: str) -> tuple[dict[str, Any], str]:
+    """The table of ``items`` named ``key`` (or at index ``key``) and its index."""
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == key:
+            return item, str(i)
+    if key.isdigit() and int(key) < len(items) and isinstance(items[int(key)], dict):
+        return items[int(key)], key
+    names = ", ".join(str(x.get("name")) for x in items if isinstance(x, dict)) or "none"
+    raise ConfigError(f"{where}.{key}: no entry named {key!r} in {where} (there are: {names})")
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -282,7 +307,7 @@ def load_settings(path: Path | None = None, overrides: Mapping[str, Any] | None 
             names = venues_from_flag(value) if isinstance(value, str) else [str(n) for n in value]
             _enable_only(tree, names)
         else:
-            _set(tree, dotted, value)
+            origin[_set(tree, dotted, value)] = source
         origin[dotted] = source
     try:
         settings = Settings.model_validate(tree)

@@ -23,7 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -39,6 +39,7 @@ from perparb.store.capture import ReadReport, Record, merge_captures
 
 if TYPE_CHECKING:
     from perparb.config import Settings
+    from perparb.paper.assembly import Trading
     from perparb.store.parquet import ParquetSink
 
 log = logging.getLogger("perparb.replay")
@@ -111,10 +112,20 @@ def _inputs(paths: list[Path], engine: Engine, report: ReadReport, window_ns: in
     return (r for _, _, r in heapq.merge(*keyed, key=lambda x: (x[0], x[1])))
 
 
+class Observer(Protocol):
+    """Watches a replay without taking part in it (``perparb backtest``): ``start`` once the
+    pipeline is built, ``sweep`` at the first record (before it is applied) and after every
+    sweep of recorded time."""
+
+    def start(self, engine: Engine, trading: Trading | None) -> None: ...
+
+    def sweep(self, now_ns: int, records: int) -> None: ...
+
+
 def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Registry | None = None,
            opportunities_out: IO[bytes] | None = None, report: ReadReport | None = None,
            paper: Settings | None = None, fills_out: IO[bytes] | None = None,
-           parquet: ParquetSink | None = None) -> dict[str, Any]:
+           parquet: ParquetSink | None = None, observer: Observer | None = None) -> dict[str, Any]:
     """With ``paper`` (the settings), the trading pipeline runs over the capture too, on
     recorded time: the same capture always gives the same fills."""
     engine = Engine(registry or load_registry(), [], scanner)
@@ -134,6 +145,8 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
             trading.fill_listeners.append(FillWriter(fills_out))
         if parquet is not None:
             trading.fill_listeners.append(parquet.on_fill)
+    if observer is not None:
+        observer.start(engine, trading)
     records = skipped = batches = 0
     unknown: set[str] = set()
     streamed: set[tuple[str, str]] = set()  # books fed by Tardis data
@@ -151,6 +164,8 @@ def replay(paths: Iterable[Path], scanner: Scanner | None = None, registry: Regi
                 engine.scanner.sweep(rec.recv_ns, engine.status)
                 if trading is not None:
                     trading.on_tick(rec.recv_ns)
+            if observer is not None:
+                observer.sweep(rec.recv_ns, records + batches)
             last_sweep = rec.recv_ns
         v = rec.venue
         if v not in engine.adapters:

@@ -94,6 +94,7 @@ class ReadReport:
         self.bad_lines = 0  # lines that are not capture records, or records out of time order
         self.truncated = 0  # files that ended inside a line or a zstd frame (what a crash leaves)
         self.unreadable: list[str] = []  # files that could not be read at all
+        self.bytes_read = 0  # from disk (compressed), for progress
         self.problems: list[str] = []  # the first MAX_PROBLEMS messages
         # Tardis.dev CSV inputs (perparb.replay.tardis): rows read, rows of symbols the registry
         # does not know ("exchange symbol" -> rows), rows left out by design (reason -> rows).
@@ -117,7 +118,7 @@ def _lines(path: Path, report: ReadReport) -> Iterator[tuple[int, bytes, bool]]:
     cut = [False]  # a zstd frame that never ended
     try:
         with path.open("rb") as fh:
-            raw = iter(lambda: fh.read(1 << 20), b"")
+            raw = _counted(fh, report)
             chunks = _zstd_chunks(raw, cut) if path.suffix == ".zst" else raw
             rest = b""
             for chunk in chunks:
@@ -141,6 +142,12 @@ def _lines(path: Path, report: ReadReport) -> Iterator[tuple[int, bytes, bool]]:
     except OSError as exc:
         report.unreadable.append(str(path))
         report.note(f"{path}: {exc.strerror or exc}")
+
+
+def _counted(fh: IO[bytes], report: ReadReport) -> Iterator[bytes]:
+    for data in iter(lambda: fh.read(1 << 20), b""):
+        report.bytes_read += len(data)
+        yield data
 
 
 def _zstd_chunks(raw: Iterator[bytes], cut: list[bool]) -> Iterator[bytes]:
