@@ -4,7 +4,8 @@ worked out below from the fills it wrote and the quotes the capture holds.
 The capture: BTC books on Binance and OKX, a snapshot from each every 100 ms.
 OKX trades 50 bps over Binance for 5 s, converges, jumps 50 bps over again at 12 s, then
 runs away to 83 bps at 14 s and comes back at 16 s: the spread strategy opens a pair twice,
-closes the first on convergence (a win) and the second on its stop (a loss).
+closes the first on convergence (a win) and the second on its stop (a loss). Binance's
+funding feed settles 1 bp at 3 s, while the first pair holds its long leg there.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ OFFSET = 7 * MS  # every record 7 ms past a tenth of a second: never on the grid
 END_MS = 20_000
 CAPITAL = Decimal(2 * 50_000)  # --set paper.collateral={"USDT": 50000}, two venues
 BN_BID, BN_ASK = 60_000.0, 60_000.1
+FUNDING_AT_MS, FUNDING_RATE = 3_000, 0.0001
 
 
 def okx_quote(t_ms: int) -> tuple[float, float]:
@@ -66,6 +68,11 @@ def write_capture(path: Path) -> Path:
             w.write("binance", "ws", _json({"stream": "btcusdt@depth5@100ms", "data": {
                 "e": "depthUpdate", "E": t_ms, "T": t_ms, "s": "BTCUSDT", "U": t + 1, "u": t + 1, "pu": t,
                 "b": [[str(BN_BID), "5"]], "a": [[str(BN_ASK), "5"]]}}), recv)
+            if t % 1000 == 0:  # Binance's funding: 1 bp settling at T0 + 3 s, then 8 h later; mark = mid
+                nxt = T0 + FUNDING_AT_MS * MS + (0 if t < FUNDING_AT_MS else 8 * 3600 * S)
+                w.write("binance", "ws", _json({"stream": "btcusdt@markPrice@1s", "data": {
+                    "e": "markPriceUpdate", "E": t_ms, "s": "BTCUSDT", "p": "60000.05", "i": "60000.05",
+                    "r": str(FUNDING_RATE), "T": nxt // MS}}), recv + 2)
             bid, ask = okx_quote(t)  # OKX sizes are contracts of 0.01 BTC: 500 = 5 BTC
             w.write("okx", "ws", _json({"arg": {"channel": "books5", "instId": "BTC-USDT-SWAP"}, "data": [{
                 "asks": [[str(ask), "500", "0", "1"]], "bids": [[str(bid), "500", "0", "1"]],
@@ -91,6 +98,7 @@ class Fold:
         self.entry: dict[str, Decimal] = {}
         self.realized = Decimal(0)
         self.fees = Decimal(0)
+        self.funding = Decimal(0)
 
     def fill(self, f: dict) -> None:
         v, q, px = f["venue"], d(f["qty"]) * (1 if f["side"] == "buy" else -1), d(f["px"])
@@ -105,7 +113,7 @@ class Fold:
 
     def equity(self, mids: dict[str, float]) -> Decimal:
         unrealized = sum((q * (d(mids[v]) - self.entry[v]) for v, q in self.qty.items() if q), Decimal(0))
-        return CAPITAL + self.realized + unrealized - self.fees
+        return CAPITAL + self.realized + unrealized - self.fees + self.funding
 
 
 @pytest.fixture(scope="module")
@@ -129,31 +137,38 @@ def test_metrics_equal_what_the_fills_and_the_quotes_give(backtested: tuple[Path
                                                         ("binance", "sell"), ("okx", "buy")] * 2
     assert summary["round_trips"] == 2 and summary["bad_lines"] == 0
 
-    # fees, funding and turnover straight from the fills
+    # fees, funding and turnover straight from the fills and the funding payments
     fees = sum((d(f["fee"]) for f in fills), Decimal(0))
     traded = sum((d(f["qty"]) * d(f["px"]) for f in fills), Decimal(0))
     assert metrics["fees"] == float(fees) > 0
-    assert metrics["funding"] == 0.0  # no funding feed in the capture, so no payment
+    payments = [json.loads(line) for line in (out / "funding.jsonl").read_text().splitlines()]
+    # the long 0.033 BTC on Binance pays 1 bp of its notional at the mark price, 60,000.05
+    assert [(p["ts_ns"], p["venue"], d(p["amount"])) for p in payments] == [
+        (T0 + FUNDING_AT_MS * MS, "binance", -d(fills[0]["qty"]) * Decimal("60000.05") * d(FUNDING_RATE))]
+    assert metrics["funding"] == float(sum(d(p["amount"]) for p in payments)) < 0
     with localcontext() as ctx:
         ctx.prec = 50
         assert metrics["turnover"] == float(traded / CAPITAL)
 
-    # round trips: the asset's legs from flat back to flat; a win when sells - buys - fees > 0
-    trips, cash, held = [], Decimal(0), {"binance": Decimal(0), "okx": Decimal(0)}
+    # round trips: the asset's legs from flat back to flat; a win when sells - buys - fees + funding > 0
+    # (funding paid on the legs while the round trip held them counts too)
+    trips, cash, held, start = [], Decimal(0), {"binance": Decimal(0), "okx": Decimal(0)}, None
     for f in fills:
+        start = f["ts_ns"] if start is None else start
         signed = d(f["qty"]) * (1 if f["side"] == "buy" else -1)
         cash += -signed * d(f["px"]) - d(f["fee"])
         held[f["venue"]] += signed
         if not any(held.values()):
+            cash += sum((d(p["amount"]) for p in payments if start <= p["ts_ns"] <= f["ts_ns"]), Decimal(0))
             trips.append(cash)
-            cash = Decimal(0)
+            cash, start = Decimal(0), None
     assert len(trips) == 2 and trips[0] > 0 > trips[1]
     assert metrics["trades"] == 2 and metrics["hit_rate"] == 0.5
 
     # the equity curve: the first record, the grid (T0 + 1 s ... T0 + 20 s), the end of the data
     rows = [line.split(",") for line in (out / "equity.csv").read_text().splitlines()[1:]]
     ts = [int(r[0]) for r in rows]
-    end = T0 + END_MS * MS + OFFSET + 1
+    end = T0 + END_MS * MS + OFFSET + 2  # the last record: the funding feed at 20 s
     assert ts == [T0 + OFFSET, *(T0 + k * S for k in range(1, 21)), end]
     expected = []
     for t in ts:
@@ -161,6 +176,7 @@ def test_metrics_equal_what_the_fills_and_the_quotes_give(backtested: tuple[Path
         for f in fills:
             if f["ts_ns"] <= t:
                 fold.fill(f)
+        fold.funding = sum((d(p["amount"]) for p in payments if p["ts_ns"] <= t), Decimal(0))
         expected.append(fold.equity(quotes_before(t, inclusive=t == end)))
     assert [Decimal(r[1]) for r in rows] == expected
     # positions are held between the grid points: the marks moved equity away from capital
