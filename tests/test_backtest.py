@@ -298,3 +298,27 @@ def test_a_two_by_two_sweep_writes_four_rows_and_a_heatmap(backtested: tuple[Pat
 
     bad = run_backtest(cap, out, "--sweep", "strategies.nosuch.entry_edge_bps=1,2")
     assert bad.returncode == 2 and "no entry named 'nosuch'" in bad.stderr
+
+
+def test_tardis_files_are_backtested_like_captures(tmp_path: Path) -> None:
+    from tests.test_tardis import spread_inputs
+
+    inputs = spread_inputs(tmp_path)
+    out = tmp_path / "report"
+    r = subprocess.run([PERPARB, "backtest", *map(str, inputs), "--report", str(out), "--sample-s", "1", "--json",
+                        "--set", "strategies.spread.entry_edge_bps=1", "--set", "strategies.spread.notional=100000",
+                        "--set", 'paper.collateral={"USDT": 50000}'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout)
+    assert summary["tardis_rows"] > 0 and summary["venues"] == ["binance", "okx"]
+    fills = [json.loads(line) for line in (out / "fills.jsonl").read_text().splitlines()]
+    # the pair opened at 2 s (see tests/test_tardis.py) and is still held at the end: no round trip
+    assert sorted((f["venue"], f["side"]) for f in fills) == [("binance", "buy"), ("okx", "sell")]
+    metrics = json.loads((out / "metrics.json").read_text())
+    fees = sum((d(f["fee"]) for f in fills), Decimal(0))
+    traded = sum((d(f["qty"]) * d(f["px"]) for f in fills), Decimal(0))
+    with localcontext() as ctx:
+        ctx.prec = 50
+        assert metrics["fees"] == float(fees) and metrics["turnover"] == float(traded / CAPITAL)
+    assert metrics["trades"] == 0 and metrics["hit_rate"] is None
+    assert (out / "report.html").is_file()
