@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,19 @@ def fixture_files(venue: str) -> list[Path]:
     if not folder.is_dir():
         pytest.fail(f"recorded fixtures missing: {folder} (set PERPARB_FIXTURES to the shared fixtures folder)")
     return sorted(folder.glob("*.jsonl"))
+
+
+@pytest.fixture
+async def dash() -> AsyncIterator[object]:
+    """The dashboard over three simulated venues, every crossing pair an opportunity (the
+    table certainly fills) and a funding alert rule (tests/dashboard_helpers.py)."""
+    from dashboard_helpers import open_dashboard
+
+    async with open_dashboard({
+        "scanner.min_edge_bps": -1000,
+        "alerts.rules": [{"name": "carry", "kind": "funding", "min_apr": 0.2}],
+    }) as d:
+        yield d
 
 
 @pytest.fixture(autouse=True)

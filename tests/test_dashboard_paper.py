@@ -2,87 +2,39 @@
 positions per pair with both legs and liquidation distance, PnL split, equity curve, fills,
 risk limits with utilisation, and the kill switch (token asked for, API called).
 
-Same set-up as test_dashboard.py (simulator, Session with the API, Debian's Chromium via
+Set-up from tests/dashboard_helpers.py (simulator, Session with the API, Debian's Chromium via
 Playwright); screenshots go to test-artifacts/screenshots/.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
-import tempfile
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS, SHOTS, Dash, _require_browser
 
-from perparb.app import Session
-from perparb.config import load_settings
-from perparb.instruments.snapshot import load_registry
-from perparb.sim.server import Simulator
+from dashboard_helpers import SHOTS, Dash, open_dashboard
 
-VENUES = ["binance", "okx", "bybit"]
-ASSETS = ["BTC", "ETH", "SOL"]
 TOKEN = "paper-s3cret"
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
 async def paper_dash() -> AsyncIterator[Dash]:
-    _require_browser()
-    from playwright.async_api import async_playwright
-
-    registry = load_registry()
-    sim = Simulator(registry, VENUES, ASSETS, seed=11, tick_s=0.1)
-    settings = load_settings(None, {
-        "venues": VENUES, "assets": ",".join(ASSETS), "api.port": 0, "api.token": TOKEN,
-        "scanner.min_edge_bps": -1000,
+    async with open_dashboard({
+        "api.token": TOKEN, "scanner.min_edge_bps": -1000,
         # small accounts, so each leg has a liquidation price within reach to show
         "paper.collateral": {"USDT": 1500.0, "USDC": 1500.0, "USD": 1500.0},
         # enter on any quoted pair and hold it through the test: fills and open legs come at once
         "strategies": [{"name": "eager", "kind": "spread", "entry_edge_bps": -1000, "exit_edge_bps": -1000,
                         "stop_bps": 100_000, "max_hold_s": 600, "notional": 2000, "max_open": 2,
                         "cooldown_s": 1}],
-    }, env={})
-    await sim.start()
-    session = Session(settings, sim.endpoints(), registry, api=True)
-    runner = asyncio.create_task(session.run(None))
-    profile = tempfile.mkdtemp(prefix="perparb-chromium-")
-    try:
-        deadline = time.monotonic() + 15
-        while not session.api_port:
-            if runner.done():
-                runner.result()
-            assert time.monotonic() < deadline, "the API server did not start"
-            await asyncio.sleep(0.05)
-        async with async_playwright() as pw:
-            context = await pw.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1366, "height": 1000})
-            try:
-                page = context.pages[0] if context.pages else await context.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                # a refused token is answered 401: the page shows it, the console logs the request
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "401" not in m.text
-                        else None)
-                d = Dash(sim, session, page)
-                await page.goto(d.url)
-                await page.wait_for_selector("[data-testid=ws-status][data-state=live]", timeout=10_000)
-                yield d
-                assert not errors, f"errors in the page (uncaught or on the console): {errors}"
-            finally:
-                await context.close()
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        await sim.stop()
-        shutil.rmtree(profile, ignore_errors=True)
+    }, viewport={"width": 1366, "height": 1000},
+        # a refused token is answered 401: the page shows it, the console logs the request
+        console_ok=lambda text: "401" in text) as d:
+        yield d
 
 
 async def _api(page: Any, path: str) -> Any:

@@ -21,7 +21,8 @@ from perparb.scanner.funding import next_settlement_in_s
 from test_api import make_engine
 from test_scanner import NOW, STATUS, book, carry_scanner, funding, inst, scanner_with_books
 
-FUNDING_ONLY = {"apr", "predicted_apr", "net_carry_quote", "funding_quote", "horizon_h", "basis_bps", "long_rate",
+# basis_bps (sell mid against buy mid) is on both kinds.
+FUNDING_ONLY = {"apr", "predicted_apr", "net_carry_quote", "funding_quote", "horizon_h", "long_rate",
                 "short_rate", "long_predicted_rate", "short_predicted_rate", "long_interval_h", "short_interval_h",
                 "long_next_funding_ns", "short_next_funding_ns", "long_next_funding_in_s",
                 "short_next_funding_in_s", "break_even_h", "long_venue", "short_venue"}

@@ -15,6 +15,14 @@ export function qty(x: number | null | undefined): string {
   return x.toLocaleString('en-US', { maximumFractionDigits: digits });
 }
 
+/** A price with enough significant digits to tell levels apart (65,012.5, 3.1425, 0.0012345). */
+export function price(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x) || x === 0) return dash;
+  const a = Math.abs(x);
+  const digits = a >= 1000 ? 2 : a >= 1 ? 4 : Math.min(10, 3 - Math.floor(Math.log10(a)) + 1);
+  return x.toLocaleString('en-US', { minimumFractionDigits: Math.min(digits, 2), maximumFractionDigits: digits });
+}
+
 /** Quote notional, compact: 683,228 -> 683.2k. */
 export function money(x: number | null | undefined): string {
   if (x === null || x === undefined || !Number.isFinite(x)) return dash;

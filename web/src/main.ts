@@ -10,6 +10,7 @@ import { VenuesView } from './views/venues';
 import { SpreadView } from './views/spread';
 import { AlertsView, HeaderView, RejectionsView } from './views/side';
 import { PaperView } from './views/paper';
+import { DetailView } from './views/detail';
 
 const store = new Store();
 const header = new HeaderView(store);
@@ -20,6 +21,8 @@ const spread = new SpreadView(store);
 const rejections = new RejectionsView(store);
 const alerts = new AlertsView(store);
 const paper = new PaperView();
+const detail = new DetailView(store, () => opps.select(null));
+opps.onSelect = (id) => detail.open(id);
 
 document.querySelector<HTMLDivElement>('#app')!.replaceChildren(
   header.el,
@@ -27,6 +30,7 @@ document.querySelector<HTMLDivElement>('#app')!.replaceChildren(
     h('div', { class: 'col-left' }, opps.el, spread.el),
     h('div', { class: 'col-right' }, venues.el, funding.el,
       h('div', { class: 'pair' }, rejections.el, alerts.el), paper.el)),
+  detail.el,
 );
 
 connectStream({

@@ -3,8 +3,10 @@ import type {
   Alert, FundingMatrix, Opportunity, OpportunityEvent, ServerMessage, Summary, VenueStatus,
 } from './types';
 
-/** How long a closed opportunity stays on screen (greyed, with its close reason). */
-export const CLOSED_LINGER_MS = 6000;
+/** How long a closed opportunity stays on screen by default (fading, with its close
+ * reason); the table's setting changes it and localStorage keeps the choice. */
+export const CLOSED_FADE_S = 6;
+const FADE_KEY = 'perparb.closedFadeS';
 const MAX_ALERTS = 50;
 
 export interface Row {
@@ -14,7 +16,7 @@ export interface Row {
   openedAt: number; // Date.now() of the open event (for a brief highlight), 0 if from a snapshot
 }
 
-export type Topic = 'opportunities' | 'venues' | 'funding' | 'summary' | 'alerts' | 'connection';
+export type Topic = 'opportunities' | 'settings' | 'venues' | 'funding' | 'summary' | 'alerts' | 'connection';
 
 export class Store {
   rows = new Map<string, Row>();
@@ -27,6 +29,8 @@ export class Store {
   lastMessageAt = 0;
   /** engine time minus local time, ms (so countdowns follow the server clock) */
   clockOffsetMs = 0;
+  /** Seconds a closed row stays on screen, fading (0: it goes at once). */
+  closedFadeS = loadFade();
 
   private listeners = new Map<Topic, Set<() => void>>();
 
@@ -117,12 +121,28 @@ export class Store {
     });
   }
 
+  setClosedFade(seconds: number): void {
+    this.closedFadeS = seconds;
+    try {
+      window.localStorage.setItem(FADE_KEY, String(seconds));
+    } catch {
+      // storage disabled (private mode): the setting lasts for this page only
+    }
+  }
+
+  /** How far a closed row has faded, 0 (just closed) to 1 (about to go). */
+  faded(r: Row): number {
+    if (r.closedAt === null) return 0;
+    const ms = this.closedFadeS * 1000;
+    return ms > 0 ? Math.min(1, (Date.now() - r.closedAt) / ms) : 1;
+  }
+
   /** Drop closed rows that have lingered long enough; true if any went. */
   expire(): boolean {
     const now = Date.now();
     let gone = false;
     for (const [id, r] of this.rows) {
-      if (r.closedAt !== null && now - r.closedAt > CLOSED_LINGER_MS) {
+      if (r.closedAt !== null && now - r.closedAt > this.closedFadeS * 1000) {
         this.rows.delete(id);
         gone = true;
       }
@@ -155,6 +175,16 @@ export class Store {
     for (const r of this.rows.values()) set.add(r.opp.asset);
     return [...set].sort();
   }
+}
+
+function loadFade(): number {
+  try {
+    const v = Number(window.localStorage.getItem(FADE_KEY));
+    if (window.localStorage.getItem(FADE_KEY) !== null && Number.isFinite(v) && v >= 0) return v;
+  } catch {
+    // no storage: the default
+  }
+  return CLOSED_FADE_S;
 }
 
 export const alertKey = (a: Alert): string => `${a.ts_ns}:${a.opportunity_id}`;

@@ -3,7 +3,8 @@
 export type Kind = 'spread' | 'funding';
 export type LifecycleEvent = 'open' | 'update' | 'close';
 
-export interface Opportunity {
+/** Fields every opportunity carries, spread or funding. */
+interface OpportunityBase {
   id: string;
   kind: Kind;
   asset: string;
@@ -11,25 +12,16 @@ export interface Opportunity {
   sell_venue: string;
   buy_symbol: string;
   sell_symbol: string;
-  buy_px: number;
-  sell_px: number;
+  buy_px: number; // VWAP of the buy (long) leg at size_base
+  sell_px: number; // VWAP of the sell (short) leg
+  buy_worst_px: number; // the worst book level each leg reaches at size_base
+  sell_worst_px: number;
   size_base: number;
   notional_quote: number;
-  top_size_base: number;
   gross_bps: number;
   edge_bps: number;
-  apr: number;
-  predicted_apr: number | null;
-  net_carry_quote: number;
-  funding_quote: number;
-  horizon_h: number;
-  basis_bps: number;
-  long_rate: number;
-  short_rate: number;
-  long_interval_h: number;
-  short_interval_h: number;
-  long_next_funding_ns: number;
-  short_next_funding_ns: number;
+  basis_bps: number; // sell mid against buy mid, bps
+  net_profit_quote: number; // expected net profit at size_base, quote currency
   first_seen_ns: number;
   ts_ns: number;
   peak_edge_bps: number;
@@ -37,9 +29,38 @@ export interface Opportunity {
   alive_s: number;
 }
 
-export interface OpportunityEvent extends Opportunity {
-  event: LifecycleEvent;
+/** A price spread: buy on one venue, sell on the other now. The API omits funding fields. */
+export interface SpreadOpportunity extends OpportunityBase {
+  kind: 'spread';
+  top_size_base: number;
 }
+
+/** A funding carry: long where funding is low, short where it is high, to horizon_h. */
+export interface FundingOpportunity extends OpportunityBase {
+  kind: 'funding';
+  long_venue: string;
+  short_venue: string;
+  apr: number;
+  predicted_apr: number | null;
+  net_carry_quote: number;
+  funding_quote: number;
+  horizon_h: number;
+  long_rate: number;
+  short_rate: number;
+  long_predicted_rate: number | null;
+  short_predicted_rate: number | null;
+  long_interval_h: number;
+  short_interval_h: number;
+  long_next_funding_ns: number;
+  short_next_funding_ns: number;
+  long_next_funding_in_s: number | null;
+  short_next_funding_in_s: number | null;
+  break_even_h: number | null;
+}
+
+export type Opportunity = SpreadOpportunity | FundingOpportunity;
+
+export type OpportunityEvent = Opportunity & { event: LifecycleEvent };
 
 export interface VenueStatus {
   venue: string;
@@ -158,6 +179,29 @@ export interface SpreadResponse {
     stats_a_to_b: { hour: SpreadStats; day: SpreadStats } | null;
     stats_b_to_a: { hour: SpreadStats; day: SpreadStats } | null;
   };
+}
+
+// GET /api/opportunities/{id}/detail (src/perparb/api/detail.py)
+export interface DepthLevel { px: number; qty: number; cum_qty: number; cum_notional_quote: number }
+export interface DepthSide { venue: string; symbol: string; side: 'asks' | 'bids'; levels: DepthLevel[]; available_base: number }
+export interface CurvePoint {
+  size_base: number; notional_quote: number; buy_vwap: number; sell_vwap: number; buy_worst_px: number;
+  sell_worst_px: number; gross_bps: number; edge_bps: number; net_profit_quote: number;
+}
+export interface MinutePoint {
+  minute_ns: number; min_edge_bps: number; max_edge_bps: number; median_edge_bps: number;
+  median_basis_bps: number | null; samples: number; open_s: number;
+}
+export interface FundingPoint { ts_ns: number; rate: number; predicted_rate: number | null; interval_h: number; next_funding_ns: number }
+export interface FundingLegHistory { venue: string; symbol: string; points: FundingPoint[] }
+export interface OpportunityDetail {
+  id: string; kind: Kind; asset: string; buy_venue: string; sell_venue: string; now_ns: number;
+  open: Opportunity | null; size_base: number; size_source: 'request' | 'opportunity' | 'depth';
+  fees: { buy: number; sell: number }; exit_cost_per_unit: number | null;
+  depth: { buy: DepthSide; sell: DepthSide };
+  slippage: CurvePoint[];
+  history: { minutes: MinutePoint[]; hour: SpreadStats | null; day: SpreadStats | null };
+  funding: { long: FundingLegHistory; short: FundingLegHistory } | null;
 }
 
 export type ServerMessage =

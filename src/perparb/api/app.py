@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
+from perparb.api import detail as detail_api
 from perparb.api import paper as paper_api
 from perparb.api import state
 from perparb.api.hub import Hub
@@ -170,6 +171,22 @@ def create_app(ctx: ApiContext, static_dir: Path | None = None) -> FastAPI:
     @app.get("/api/opportunities/{asset}", dependencies=read)
     def opportunities_asset(asset: Asset, kind: Literal["spread", "funding"] | None = None) -> list[dict[str, Any]]:
         return state.opportunities(e, kind=kind, asset=asset)
+
+    @app.get("/api/opportunities/{opportunity_id}/detail", dependencies=read,
+             response_model=detail_api.OpportunityDetail)
+    def opportunity_detail(
+        opportunity_id: Annotated[str, PathParam(pattern=r"^(spread|funding):[A-Za-z0-9._-]{1,40}:[A-Za-z0-9:._-]{3,90}$",
+                                                 description="kind:asset:buy_venue:sell_venue, e.g. spread:BTC:okx:binance")],
+        size: Annotated[float | None, Query(description="Largest size of the curve, base units (default: the "
+                                            "opportunity's size, or what both books hold)", gt=0, le=1e18)] = None,
+    ) -> detail_api.OpportunityDetail:
+        """The drill-down of one pair, open or not: the last hour of its per-minute net edge
+        and basis, both books' depth to the size, the slippage curve (net edge against size,
+        from the scanner's own depth walk) and, for funding pairs, each leg's funding history."""
+        try:
+            return detail_api.detail(e, opportunity_id, size)
+        except detail_api.DetailError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
 
     @app.get("/api/spread/{asset}/{venue_a}/{venue_b}", dependencies=read)
     def spread(asset: Asset, venue_a: VenueId, venue_b: VenueId) -> dict[str, Any]:

@@ -195,7 +195,7 @@ def best_prices(engine: Engine, asset: str) -> dict[str, Any] | None:
 
 
 # Fields that mean something for one kind only; the other kind would carry them as zeros.
-FUNDING_ONLY = ("apr", "predicted_apr", "net_carry_quote", "funding_quote", "horizon_h", "basis_bps", "long_rate",
+FUNDING_ONLY = ("apr", "predicted_apr", "net_carry_quote", "funding_quote", "horizon_h", "long_rate",
                 "short_rate", "long_predicted_rate", "short_predicted_rate", "long_interval_h", "short_interval_h",
                 "long_next_funding_ns", "short_next_funding_ns")
 SPREAD_ONLY = ("top_size_base",)

@@ -146,7 +146,7 @@ class Scanner:
 
     def on_funding(self, inst: Instrument, f: Funding, now_ns: int, status: Mapping[str, VenueStatus]) -> None:
         leg = self.leg(inst, now_ns)
-        leg.funding = f
+        leg.set_funding(f, now_ns)
         self.dirty_funding.add(inst.asset)
         self.evaluate_carry(inst.asset, now_ns, status)
 
@@ -353,7 +353,9 @@ class Scanner:
         evict_ns = int(self.settings.evict_after_ms * 1e6)
         for asset in list(self.legs):
             legs = self.legs[asset]
-            for key in [k for k, leg in legs.items() if now_ns - leg.last_ns > evict_ns]:
+            # Funding counts as a sign of life: a leg whose funding arrived before its first
+            # price (last_ns still 0) must not be evicted, and its funding lost, at once.
+            for key in [k for k, leg in legs.items() if now_ns - leg.seen_ns() > evict_ns]:
                 del legs[key]
                 if key in self._price_flagged:
                     self._price_flagged.discard(key)

@@ -12,7 +12,7 @@ exit taker fees on both legs and the cost of crossing each book at the chosen si
 
 from __future__ import annotations
 
-from perparb.model import Funding, Opportunity
+from perparb.model import Funding, Level, Opportunity
 from perparb.scanner.legs import BELOW_MIN_SIZE, BELOW_THRESHOLD, DepthCache, Leg
 from perparb.scanner.spread import vwap_cost, worst_px
 
@@ -70,6 +70,20 @@ def hourly(f: Funding) -> float:
     return f.rate / f.interval_h if f.interval_h > 0 else 0.0
 
 
+def carry_at(fl: Funding, fs: Funding, asks: list[Level], bids: list[Level], mid_l: float, mid_s: float,
+             size: float, fee_l: float, fee_s: float, horizon_h: float,
+             now_ns: int) -> tuple[float, float, float, float]:
+    """(cost, proceeds, funding received, net carry) of ``size`` long at ``asks`` and short
+    at ``bids`` to the horizon, after fees and crossing both books on entry and exit."""
+    cost, proceeds = vwap_cost(asks, size), vwap_cost(bids, size)
+    crossing = (cost - size * mid_l) + (size * mid_s - proceeds)
+    fees = fee_l * cost + fee_s * proceeds
+    horizon_ns = int(horizon_h * HOUR_NS)
+    received = (size * mid_s * rate_sum(fs, settlements(fs, now_ns, horizon_ns))
+                - size * mid_l * rate_sum(fl, settlements(fl, now_ns, horizon_ns)))
+    return cost, proceeds, received, received - 2.0 * (fees + crossing)
+
+
 def evaluate_carry(asset: str, long: Leg, short: Leg, fee_l: float, fee_s: float, notional: float,
                    horizon_h: float, min_apr: float, now_ns: int,
                    depth: DepthCache | None = None) -> tuple[Opportunity | None, str | None]:
@@ -93,13 +107,7 @@ def evaluate_carry(asset: str, long: Leg, short: Leg, fee_l: float, fee_s: float
     size = notional / mid_l
     if depth.ask_size(long) < size or depth.bid_size(short) < size:
         return None, BELOW_MIN_SIZE  # the books cannot fill the chosen size
-    cost, proceeds = vwap_cost(asks, size), vwap_cost(bids, size)
-    crossing = (cost - size * mid_l) + (size * mid_s - proceeds)
-    fees = fee_l * cost + fee_s * proceeds
-    horizon_ns = int(horizon_h * HOUR_NS)
-    received = (size * mid_s * rate_sum(fs, settlements(fs, now_ns, horizon_ns))
-                - size * mid_l * rate_sum(fl, settlements(fl, now_ns, horizon_ns)))
-    net = received - 2.0 * (fees + crossing)
+    cost, proceeds, received, net = carry_at(fl, fs, asks, bids, mid_l, mid_s, size, fee_l, fee_s, horizon_h, now_ns)
     if net <= 0.0:
         return None, BELOW_THRESHOLD
     return Opportunity(

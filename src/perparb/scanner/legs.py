@@ -7,6 +7,7 @@ run first and cheaply, in a fixed order, and name the reason a leg cannot be use
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 
 from perparb.feeds.booksync import SYNCED, SyncedBook
@@ -22,9 +23,16 @@ BELOW_THRESHOLD, BELOW_MIN_SIZE, ILLIQUID = "below_threshold", "below_min_size",
 REASONS = (STALE, DISCONNECTED, UNSYNCED, ONE_SIDED, CROSSED, AMBIGUOUS, INACTIVE, UNVERIFIED, BELOW_THRESHOLD,
            BELOW_MIN_SIZE, ILLIQUID)
 
+MINUTE_NS = 60_000_000_000
+# Funding points kept per contract: one a minute (more around settlements) is a day or more.
+FUNDING_HISTORY = 1440
+
+# (engine time, rate, predicted rate, interval h, next settlement ns)
+FundingPoint = tuple[int, float, float | None, float, int]
+
 
 class Leg:
-    __slots__ = ("book", "funding", "group", "inst", "key", "last_ns", "quote", "venue")
+    __slots__ = ("book", "funding", "funding_hist", "group", "inst", "key", "last_ns", "quote", "venue")
 
     def __init__(self, inst: Instrument) -> None:
         self.inst = inst
@@ -34,7 +42,27 @@ class Leg:
         self.book: SyncedBook | None = None
         self.quote: Quote | None = None
         self.funding: Funding | None = None
+        self.funding_hist: deque[FundingPoint] = deque(maxlen=FUNDING_HISTORY)
         self.last_ns = 0  # last time anything about this leg's prices arrived
+
+    def set_funding(self, f: Funding, now_ns: int) -> None:
+        """Take a funding update and keep its history: one point per minute per settlement
+        (a later update in the same minute replaces the point), so a venue streaming funding
+        every second costs one tuple a minute, and the deque's bound keeps memory fixed."""
+        self.funding = f
+        hist = self.funding_hist
+        point = (now_ns, f.rate, f.predicted_rate, f.interval_h, f.next_funding_ns)
+        if hist:
+            last = hist[-1]
+            if last[0] // MINUTE_NS == now_ns // MINUTE_NS and last[4] == f.next_funding_ns:
+                hist[-1] = point
+                return
+        hist.append(point)
+
+    def seen_ns(self) -> int:
+        """The last time anything arrived for this leg, prices or funding."""
+        f = self.funding
+        return max(self.last_ns, f.recv_ns) if f is not None else self.last_ns
 
     # -- prices --------------------------------------------------------------------------
     def top(self) -> tuple[Level | None, Level | None]:

@@ -29,11 +29,12 @@ DAY_MINUTES = 1440
 
 
 class _Bucket:
-    __slots__ = ("edges", "minute", "open_ns")
+    __slots__ = ("bases", "edges", "minute", "open_ns")
 
     def __init__(self, minute: int) -> None:
         self.minute = minute
         self.edges: list[float] = []
+        self.bases: list[float] = []  # basis (mid against mid, bps) at the same samples
         self.open_ns = 0
 
 
@@ -55,12 +56,15 @@ class PairStats:
                 self.buckets.popleft()
         return self.buckets[-1]
 
-    def sample(self, edge_bps: float, now_ns: int) -> None:
+    def sample(self, edge_bps: float, now_ns: int, basis_bps: float | None = None) -> None:
         # One sample per 5 s is plenty for a median and keeps a day of an always-open pair
-        # at about 17,000 numbers, whatever the update rate.
+        # at about 17,000 numbers a series, whatever the update rate.
         if self.last_ns and now_ns - self.last_ns < SAMPLE_EVERY_NS:
             return
-        self._bucket(now_ns).edges.append(edge_bps)
+        b = self._bucket(now_ns)
+        b.edges.append(edge_bps)
+        if basis_bps is not None:
+            b.bases.append(basis_bps)
         self.last_ns = now_ns
 
     def add_open_time(self, start_ns: int, end_ns: int) -> None:
@@ -108,7 +112,7 @@ class Lifecycle:
         stats = self.stats.get(opp.id)
         if stats is None:
             stats = self.stats[opp.id] = PairStats()
-        stats.sample(opp.edge_bps, now)
+        stats.sample(opp.edge_bps, now, opp.basis_bps)
         if prev is None:
             opp.first_seen_ns = now
             opp.peak_edge_bps = opp.edge_bps

@@ -72,6 +72,27 @@ def top_unit_clears(a_top: tuple[Level | None, Level | None], b_top: tuple[Level
     return not (pb * (1.0 - fee_b) - pa * (1.0 + fee_a) - exit_unit) / pa < min_edge_bps * 1e-4
 
 
+def exit_cost(a_top: tuple[Level, Level], b_top: tuple[Level, Level], fee_a: float, fee_b: float) -> float:
+    """Estimated cost per unit of unwinding later (half of each venue's spread, taker fees
+    on both exit legs); ``*_top`` are (best bid, best ask)."""
+    (a_bid, a_ask), (b_bid, b_ask) = a_top, b_top
+    return 0.5 * ((a_ask[0] - a_bid[0]) + (b_ask[0] - b_bid[0])) + fee_a * a_bid[0] + fee_b * b_ask[0]
+
+
+def net_at(asks: list[Level], bids: list[Level], size: float, fee_a: float, fee_b: float,
+           exit_unit: float) -> tuple[float, float, float]:
+    """(cost, proceeds, net) of buying ``size`` from ``asks`` and selling it into ``bids``,
+    after taker fees on both legs and the exit estimate: the scanner's figure at a size."""
+    cost, proceeds = vwap_cost(asks, size), vwap_cost(bids, size)
+    return cost, proceeds, proceeds * (1.0 - fee_b) - cost * (1.0 + fee_a) - exit_unit * size
+
+
+def basis_bps(a_top: tuple[Level, Level], b_top: tuple[Level, Level]) -> float:
+    """Mid of b against mid of a, bps of a's mid."""
+    mid_a, mid_b = (a_top[0][0] + a_top[1][0]) / 2, (b_top[0][0] + b_top[1][0]) / 2
+    return (mid_b - mid_a) / mid_a * 1e4
+
+
 def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level | None],
                   b_top: tuple[Level | None, Level | None], fee_a: float, fee_b: float, min_edge_bps: float,
                   max_notional: float, now_ns: int,
@@ -82,7 +103,7 @@ def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level |
     (a_bid, a_ask), (b_bid, b_ask) = a_top, b_top
     if a_ask is None or a_bid is None or b_bid is None or b_ask is None:
         return None, BELOW_THRESHOLD
-    exit_unit = 0.5 * ((a_ask[0] - a_bid[0]) + (b_ask[0] - b_bid[0])) + fee_a * a_bid[0] + fee_b * b_ask[0]
+    exit_unit = exit_cost((a_bid, a_ask), (b_bid, b_ask), fee_a, fee_b)
     threshold = min_edge_bps * 1e-4
     pa, pb = a_ask[0], b_bid[0]
     if (pb * (1.0 - fee_b) - pa * (1.0 + fee_a) - exit_unit) / pa < threshold:
@@ -129,8 +150,7 @@ def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level |
     s = min(orderable(a.inst, s, px_a), orderable(b.inst, s, px_b)) if s > 0.0 else 0.0
     if s <= 0.0:
         return None, BELOW_MIN_SIZE
-    cost, proceeds = vwap_cost(asks, s), vwap_cost(bids, s)
-    net = proceeds * (1.0 - fee_b) - cost * (1.0 + fee_a) - exit_unit * s
+    cost, proceeds, net = net_at(asks, bids, s, fee_a, fee_b, exit_unit)
     top = min(top_size, s)
     return Opportunity(
         id=f"spread:{asset}:{a.venue}:{b.venue}", kind="spread", asset=asset, buy_venue=a.venue,
@@ -138,4 +158,5 @@ def evaluate_pair(asset: str, a: Leg, b: Leg, a_top: tuple[Level | None, Level |
         sell_px=proceeds / s, size_base=s, notional_quote=cost, top_size_base=top,
         gross_bps=(proceeds - cost) / cost * 1e4, edge_bps=net / cost * 1e4, ts_ns=now_ns,
         net_profit_quote=net, buy_worst_px=worst_px(asks, s), sell_worst_px=worst_px(bids, s),
+        basis_bps=basis_bps((a_bid, a_ask), (b_bid, b_ask)),
     ), None

@@ -1,8 +1,11 @@
 // Opportunities table: spread / funding tabs, filters, sortable columns, ticking "alive",
-// and closed rows kept briefly (greyed, with the close reason) before they go.
+// open rows above closed ones, and closed rows fading out (with the close reason) before
+// they go. The All tab never sorts a spread edge and a carry as one quantity: each has its
+// own column, and rows rank by net profit in quote currency. A click on a row opens its
+// drill-down.
 import { type Row, type Store } from '../store';
-import type { Kind } from '../types';
-import { dash, duration, h, money, num, pct, qty, setText, signed } from '../format';
+import type { FundingOpportunity, Kind } from '../types';
+import { countdown, dash, duration, h, money, num, pct, price, qty, setText, signed } from '../format';
 
 type View = Kind | 'all';
 
@@ -22,9 +25,11 @@ interface Column {
 }
 
 const ALL: View[] = ['spread', 'funding', 'all'];
-const isFunding = (r: Row): boolean => r.opp.kind === 'funding';
+const KINDS: View[] = ['spread', 'funding'];
+const fund = (r: Row): FundingOpportunity | null => (r.opp.kind === 'funding' ? r.opp : null);
 const tone = (x: number): string => (x > 0 ? 'pos' : x < 0 ? 'neg' : '');
 const rate = (x: number, ih: number): string => `${(x * 100).toFixed(4)}%/${ih || '?'}h`;
+const NONE = -Infinity; // sort key of a cell that does not apply to the row's kind
 
 const COLUMNS: Column[] = [
   { key: 'asset', label: () => 'Asset', title: 'Canonical asset', views: ALL, numeric: false,
@@ -41,35 +46,61 @@ const COLUMNS: Column[] = [
     value: (r) => r.opp.size_base, text: (r) => qty(r.opp.size_base) },
   { key: 'notional_quote', label: () => 'Notional', title: 'Size in quote currency', views: ALL, numeric: true,
     value: (r) => r.opp.notional_quote, text: (r) => money(r.opp.notional_quote) },
-  { key: 'edge_bps', label: () => 'Net bps', title: 'Net edge after taker fees both legs (and exit estimate), bps',
-    views: ALL, numeric: true, value: (r) => r.opp.edge_bps, text: (r) => num(r.opp.edge_bps, 2),
+  { key: 'buy_px', label: () => 'Buy VWAP', title: 'Average price of the buy leg at the size (title: the worst level reached)',
+    views: ['spread'], numeric: true, value: (r) => r.opp.buy_px, text: (r) => price(r.opp.buy_px) },
+  { key: 'sell_px', label: () => 'Sell VWAP', title: 'Average price of the sell leg at the size (title: the worst level reached)',
+    views: ['spread'], numeric: true, value: (r) => r.opp.sell_px, text: (r) => price(r.opp.sell_px) },
+  { key: 'net_profit_quote', label: () => 'Net profit',
+    title: 'Expected net profit at the size, quote currency (spread: size × net edge; funding: net carry to the horizon)',
+    views: ALL, numeric: true, value: (r) => r.opp.net_profit_quote, text: (r) => signed(r.opp.net_profit_quote, 2),
+    cls: (r) => `strong ${tone(r.opp.net_profit_quote)}` },
+  { key: 'edge_bps', label: (v) => (v === 'funding' ? 'Carry bps' : 'Net bps'),
+    title: 'Spread: net edge after taker fees both legs and the exit estimate, bps. Funding: net carry to the horizon, bps of notional',
+    views: KINDS, numeric: true, value: (r) => r.opp.edge_bps, text: (r) => num(r.opp.edge_bps, 2),
     cls: (r) => `strong ${tone(r.opp.edge_bps)}` },
-  { key: 'gross_bps', label: () => 'Gross bps', title: 'Edge before fees, bps (funding: the carry before costs)', views: ALL, numeric: true,
-    value: (r) => r.opp.gross_bps, text: (r) => num(r.opp.gross_bps, 2) },
+  { key: 'spread_edge_bps', label: () => 'Spread net bps', title: 'Spread rows: net edge now, bps (not comparable with a carry)',
+    views: ['all'], numeric: true, value: (r) => (fund(r) ? NONE : r.opp.edge_bps),
+    text: (r) => (fund(r) ? dash : num(r.opp.edge_bps, 2)), cls: (r) => (fund(r) ? 'dim' : tone(r.opp.edge_bps)) },
+  { key: 'carry_bps', label: () => 'Carry bps', title: 'Funding rows: net carry to the horizon, bps of notional (not an instant edge)',
+    views: ['all'], numeric: true, value: (r) => (fund(r) ? r.opp.edge_bps : NONE),
+    text: (r) => (fund(r) ? `${num(r.opp.edge_bps, 2)}/${fund(r)!.horizon_h}h` : dash),
+    cls: (r) => (fund(r) ? tone(r.opp.edge_bps) : 'dim') },
+  { key: 'gross_bps', label: () => 'Gross bps', title: 'Edge before fees, bps (funding: the carry before costs)', views: KINDS,
+    numeric: true, value: (r) => r.opp.gross_bps, text: (r) => num(r.opp.gross_bps, 2) },
   { key: 'apr', label: () => 'APR', title: 'Annualized funding differential (funding only)',
-    views: ['funding', 'all'], numeric: true, value: (r) => (isFunding(r) ? r.opp.apr : -Infinity),
-    text: (r) => (isFunding(r) ? pct(r.opp.apr, 1) : dash), cls: (r) => (isFunding(r) ? tone(r.opp.apr) : '') },
-  { key: 'net_carry_quote', label: () => 'Net carry', title: 'Expected carry in quote currency to the horizon (scanner.funding_horizon_h), after fees and crossing the spread both ways (funding only)',
-    views: ['funding', 'all'], numeric: true, value: (r) => (isFunding(r) ? r.opp.net_carry_quote : -Infinity),
-    text: (r) => (isFunding(r) ? signed(r.opp.net_carry_quote, 2) : dash),
-    cls: (r) => (isFunding(r) ? tone(r.opp.net_carry_quote) : '') },
+    views: ['funding', 'all'], numeric: true, value: (r) => fund(r)?.apr ?? NONE,
+    text: (r) => (fund(r) ? pct(fund(r)!.apr, 1) : dash), cls: (r) => (fund(r) ? tone(fund(r)!.apr) : '') },
   { key: 'rates', label: () => 'Rates L / S', title: 'Funding rate per interval, long leg / short leg',
     views: ['funding'], numeric: false,
-    text: (r) => `${rate(r.opp.long_rate, r.opp.long_interval_h)} · ${rate(r.opp.short_rate, r.opp.short_interval_h)}`,
+    text: (r) => { const f = fund(r)!; return `${rate(f.long_rate, f.long_interval_h)} · ${rate(f.short_rate, f.short_interval_h)}`; },
     cls: () => 'dim small' },
+  { key: 'next_funding', label: () => 'Next L / S', title: 'Time to each leg\'s next settlement',
+    views: ['funding'], numeric: false,
+    text: (r, s) => { const f = fund(r)!; return `${countdown(f.long_next_funding_ns / 1e6 - s.now())} · ${countdown(f.short_next_funding_ns / 1e6 - s.now())}`; },
+    cls: () => 'dim small' },
+  { key: 'break_even_h', label: () => 'Break-even', title: 'Hours until the carry pays entry and exit costs',
+    views: ['funding'], numeric: true, value: (r) => fund(r)?.break_even_h ?? Infinity,
+    text: (r) => { const b = fund(r)?.break_even_h; return b === null || b === undefined ? dash : `${num(b, 1)}h`; } },
   { key: 'alive_s', label: () => 'Alive', title: 'Time since first seen', views: ALL, numeric: true,
     value: (r, s) => s.aliveS(r), text: (r, s) => duration(s.aliveS(r)) },
-  { key: 'status', label: () => 'Status', title: 'open, or why it closed (shown briefly)', views: ALL, numeric: false,
+  { key: 'status', label: () => 'Status', title: 'open, or why it closed (shown while it fades)', views: ALL, numeric: false,
     text: (r) => (r.closedAt === null ? 'open' : `closed: ${r.opp.close_reason || 'gone'}`),
     cls: (r) => (r.closedAt === null ? 'status-open' : 'status-closed') },
 ];
 
-interface Filters { asset: string; minEdge: number | null; minApr: number | null; venue: string }
+const DEFAULT_SORT: Record<View, string> = { spread: 'edge_bps', funding: 'net_profit_quote', all: 'net_profit_quote' };
+
+interface Filters {
+  asset: string; minEdge: number | null; minApr: number | null; venue: string; hideClosed: boolean; minAliveS: number | null;
+}
 
 export class OpportunitiesView {
   private view: View = 'spread';
-  private sort: { key: string; dir: Dir } = { key: 'edge_bps', dir: 'desc' };
-  private filters: Filters = { asset: '', minEdge: null, minApr: null, venue: '' };
+  private sort: { key: string; dir: Dir } = { key: DEFAULT_SORT.spread, dir: 'desc' };
+  private filters: Filters = { asset: '', minEdge: null, minApr: null, venue: '', hideClosed: false, minAliveS: null };
+  private selected: string | null = null;
+  /** Called with a row's id when it is clicked (the drill-down opens). */
+  onSelect: ((id: string) => void) | null = null;
   private trs = new Map<string, { tr: HTMLTableRowElement; tds: Map<string, HTMLTableCellElement> }>();
   private thead = h('thead');
   private tbody = h('tbody', { 'data-testid': 'opp-body' });
@@ -102,11 +133,25 @@ export class OpportunitiesView {
       this.render();
     };
     this.venueSelect.onchange = () => { this.filters.venue = this.venueSelect.value; this.render(); };
+    const hideClosed = h('input', { type: 'checkbox', 'data-testid': 'filter-hide-closed' });
+    hideClosed.onchange = () => { this.filters.hideClosed = hideClosed.checked; this.render(); };
+    const aliveInput = h('input', { type: 'number', step: '1', min: '0', placeholder: 's', class: 'narrow',
+      'data-testid': 'filter-min-alive' });
+    aliveInput.oninput = () => { this.filters.minAliveS = parseNum(aliveInput.value); this.render(); };
+    const fadeInput = h('input', { type: 'number', step: '1', min: '0', class: 'narrow', 'data-testid': 'setting-closed-fade',
+      value: String(store.closedFadeS) });
+    fadeInput.oninput = () => {
+      const v = parseNum(fadeInput.value);
+      if (v !== null && v >= 0) { store.setClosedFade(v); this.render(); }
+    };
     const filters = h('div', { class: 'filters' },
       h('label', {}, 'Asset ', assetInput),
       h('label', { title: 'Minimum net edge, bps' }, 'Min net ', edgeInput),
       h('label', { class: 'apr-filter', title: 'Minimum APR, % (funding rows only)' }, 'Min APR ', this.aprInput),
       h('label', {}, 'Venue ', this.venueSelect),
+      h('label', { title: 'Only rows alive at least this long, seconds' }, 'Min alive ', aliveInput),
+      h('label', { title: 'Hide closed rows (otherwise they fade out below the open ones)' }, hideClosed, ' hide closed'),
+      h('label', { title: 'Seconds a closed row stays, fading (kept in this browser)' }, 'Fade ', fadeInput, ' s'),
       this.shown);
     const table = h('table', { class: 'grid opp', 'data-testid': 'opp-table' }, this.thead, this.tbody);
     this.el = h('section', { class: 'panel opps', 'data-testid': 'opportunities' },
@@ -141,7 +186,7 @@ export class OpportunitiesView {
     for (const [v, b] of this.tabs) b.setAttribute('aria-selected', String(v === this.view));
     this.el.dataset.view = this.view;
     this.aprInput.disabled = this.view === 'spread';
-    if (!this.columns().some((c) => c.key === this.sort.key)) this.sort = { key: 'edge_bps', dir: 'desc' };
+    if (!this.columns().some((c) => c.key === this.sort.key)) this.sort = { key: DEFAULT_SORT[this.view], dir: 'desc' };
     const tr = h('tr');
     for (const c of this.columns()) {
       const sortable = !!c.value;
@@ -174,7 +219,15 @@ export class OpportunitiesView {
     if (f.venue && o.buy_venue !== f.venue && o.sell_venue !== f.venue) return false;
     if (f.minEdge !== null && o.edge_bps < f.minEdge) return false;
     if (f.minApr !== null && this.view !== 'spread' && (o.kind !== 'funding' || o.apr < f.minApr)) return false;
+    if (f.hideClosed && r.closedAt !== null) return false;
+    if (f.minAliveS !== null && this.store.aliveS(r) < f.minAliveS) return false;
     return true;
+  }
+
+  select(id: string | null): void {
+    this.selected = id;
+    for (const [rid, { tr }] of this.trs) tr.classList.toggle('selected', rid === id);
+    if (id !== null) this.onSelect?.(id);
   }
 
   /** Re-render rows in place: reuse each row's element, update only changed text, reorder. */
@@ -187,7 +240,9 @@ export class OpportunitiesView {
     const sign = this.sort.dir === 'asc' ? 1 : -1;
     const rows = all.filter((r) => this.passes(r));
     const keyed = rows.map((r) => ({ r, k: col.value!(r, s) }));
-    keyed.sort((a, b) => sign * (a.k < b.k ? -1 : a.k > b.k ? 1 : 0) || (a.r.opp.id < b.r.opp.id ? -1 : 1));
+    const closed = (r: Row): number => (r.closedAt === null ? 0 : 1);
+    keyed.sort((a, b) => closed(a.r) - closed(b.r) || sign * (a.k < b.k ? -1 : a.k > b.k ? 1 : 0)
+      || (a.r.opp.id < b.r.opp.id ? -1 : 1));
     const matching = keyed.length;
     keyed.length = Math.min(keyed.length, MAX_ROWS);
 
@@ -200,6 +255,7 @@ export class OpportunitiesView {
       if (!entry) {
         const tds = new Map<string, HTMLTableCellElement>();
         const tr = h('tr', { 'data-testid': 'opp-row', 'data-id': id });
+        tr.onclick = () => this.select(id);
         for (const c of cols) {
           const td = h('td', { 'data-col': c.key });
           tds.set(c.key, td);
@@ -214,6 +270,9 @@ export class OpportunitiesView {
       tr.dataset.asset = r.opp.asset;
       tr.dataset.kind = r.opp.kind;
       tr.classList.toggle('fresh', r.openedAt > 0 && Date.now() - r.openedAt < 1500);
+      tr.classList.toggle('selected', id === this.selected);
+      const opacity = r.closedAt === null ? '' : (0.5 * (1 - s.faded(r)) + 0.1).toFixed(2);
+      if (tr.style.opacity !== opacity) tr.style.opacity = opacity;
       tr.title = r.closedAt === null ? `${r.opp.buy_symbol} → ${r.opp.sell_symbol}`
         : `closed (${r.opp.close_reason || 'gone'}); peak ${num(r.opp.peak_edge_bps, 2)} bps net`;
       for (const c of cols) {
@@ -221,6 +280,9 @@ export class OpportunitiesView {
         setText(td, c.text(r, s));
         const cls = `${c.numeric ? 'num' : ''} ${c.cls ? c.cls(r) : ''}`.trim();
         if (td.className !== cls) td.className = cls;
+        if (c.key === 'buy_px' || c.key === 'sell_px') {
+          td.title = `worst level ${price(c.key === 'buy_px' ? r.opp.buy_worst_px : r.opp.sell_worst_px)}`;
+        }
         if (c.value) {
           const v = String(c.value(r, s));
           if (td.dataset.value !== v) td.dataset.value = v;
